@@ -1,0 +1,285 @@
+//! Cookie value formats: signed and encrypted envelopes.
+//!
+//! What is protected is a small binary envelope: a version byte, the session's
+//! creation time, this cookie's issue time and its expiry (unix seconds, u64
+//! big-endian), followed by the store's value. Keeping the times inside what is
+//! signed or sealed lets the server reject a replayed cookie past its expiry,
+//! whatever the browser did with `Max-Age`.
+//!
+//! - signed: `base64url(envelope) "." base64url(HMAC-SHA256(len(name) ‖ name ‖ envelope))`
+//! - encrypted: `base64url(nonce ‖ AES-256-GCM(envelope, aad = name))`
+//!
+//! The name is length-prefixed in the MAC input so no (name, value) pair can be
+//! re-split into another; AES-GCM keeps associated data apart from plaintext by
+//! construction. There is no fallback decoder: a value that fails the MAC or the
+//! AEAD tag is never parsed further.
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use base64::Engine as _;
+use hmac::{Hmac, Mac};
+use rand::RngCore;
+use sha2::Sha256;
+
+use crate::key::Key;
+
+/// Browsers keep cookies up to 4096 bytes of name plus value.
+pub const MAX_COOKIE_LEN: usize = 4096;
+
+const VERSION: u8 = 1;
+const HEADER_LEN: usize = 1 + 8 * 3;
+const TAG_LEN: usize = 32;
+const TAG_B64_LEN: usize = 43;
+const NONCE_LEN: usize = 12;
+const AEAD_TAG_LEN: usize = 16;
+
+/// How the layer protects the value a store puts in the cookie.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Protection {
+    /// HMAC-SHA256: the client can read the value but not change it. Right for
+    /// random ids, which reveal nothing.
+    #[default]
+    Signed,
+    /// AES-256-GCM: the client can neither read nor change the value.
+    Encrypted,
+}
+
+/// Times sealed or signed with every cookie value, in unix seconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Envelope {
+    /// When the session was first created (absolute timeout counts from here).
+    pub(crate) created: u64,
+    /// When this cookie value was issued.
+    pub(crate) issued: u64,
+    /// When the session expires on the server.
+    pub(crate) expires: u64,
+}
+
+/// Why an incoming cookie value was rejected; safe to log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum DecodeError {
+    TooLarge,
+    Malformed,
+    BadTag,
+    UnknownVersion,
+}
+
+impl DecodeError {
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            Self::TooLarge => "cookie over 4096 bytes",
+            Self::Malformed => "malformed cookie value",
+            Self::BadTag => "signature or authentication tag did not verify",
+            Self::UnknownVersion => "unknown envelope version",
+        }
+    }
+}
+
+/// A value that verified: its envelope, the store's value, and which key
+/// verified it (0 is the current key).
+#[derive(Debug)]
+pub(crate) struct Opened {
+    pub(crate) envelope: Envelope,
+    pub(crate) value: Vec<u8>,
+    pub(crate) key_index: usize,
+}
+
+struct Material {
+    mac: Hmac<Sha256>,
+    aead: Aes256Gcm,
+}
+
+/// Keyed signers and ciphers, built once per layer.
+pub(crate) struct Codec {
+    keys: Vec<Material>,
+}
+
+impl std::fmt::Debug for Codec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Codec")
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+impl Codec {
+    /// `keys[0]` signs and seals; the rest only verify and open.
+    pub(crate) fn new(keys: &[Key]) -> Self {
+        let keys = keys
+            .iter()
+            .map(|k| Material {
+                mac: <Hmac<Sha256> as Mac>::new_from_slice(k.signing())
+                    .expect("HMAC accepts keys of any length"),
+                aead: Aes256Gcm::new(k.encryption().into()),
+            })
+            .collect();
+        Self { keys }
+    }
+
+    /// Encodes `value` for the cookie `name`.
+    pub(crate) fn encode(
+        &self,
+        protection: Protection,
+        name: &str,
+        envelope: &Envelope,
+        value: &[u8],
+    ) -> String {
+        let mut plain = Vec::with_capacity(HEADER_LEN + value.len());
+        plain.push(VERSION);
+        plain.extend_from_slice(&envelope.created.to_be_bytes());
+        plain.extend_from_slice(&envelope.issued.to_be_bytes());
+        plain.extend_from_slice(&envelope.expires.to_be_bytes());
+        plain.extend_from_slice(value);
+        let current = &self.keys[0];
+        match protection {
+            Protection::Signed => {
+                let tag = mac(&current.mac, name, &plain);
+                let mut out =
+                    String::with_capacity((plain.len() * 4).div_ceil(3) + 1 + TAG_B64_LEN);
+                B64.encode_string(&plain, &mut out);
+                out.push('.');
+                B64.encode_string(tag, &mut out);
+                out
+            }
+            Protection::Encrypted => {
+                let mut nonce = [0u8; NONCE_LEN];
+                rand::rng().fill_bytes(&mut nonce);
+                let sealed = current
+                    .aead
+                    .encrypt(
+                        Nonce::from_slice(&nonce),
+                        Payload {
+                            msg: &plain,
+                            aad: name.as_bytes(),
+                        },
+                    )
+                    .expect("AES-GCM encryption of a cookie-sized message cannot fail");
+                let mut bytes = Vec::with_capacity(NONCE_LEN + sealed.len());
+                bytes.extend_from_slice(&nonce);
+                bytes.extend_from_slice(&sealed);
+                B64.encode(bytes)
+            }
+        }
+    }
+
+    /// Verifies or opens a cookie value received under `name`.
+    pub(crate) fn decode(
+        &self,
+        protection: Protection,
+        name: &str,
+        cookie: &str,
+    ) -> Result<Opened, DecodeError> {
+        if name.len() + cookie.len() > MAX_COOKIE_LEN {
+            return Err(DecodeError::TooLarge);
+        }
+        let (plain, key_index) = match protection {
+            Protection::Signed => self.verify(name, cookie)?,
+            Protection::Encrypted => self.open(name, cookie)?,
+        };
+        parse_envelope(plain, key_index)
+    }
+
+    fn verify(&self, name: &str, cookie: &str) -> Result<(Vec<u8>, usize), DecodeError> {
+        let (body, tag) = cookie.rsplit_once('.').ok_or(DecodeError::Malformed)?;
+        if tag.len() != TAG_B64_LEN {
+            return Err(DecodeError::Malformed);
+        }
+        let tag = B64.decode(tag).map_err(|_| DecodeError::Malformed)?;
+        let plain = B64.decode(body).map_err(|_| DecodeError::Malformed)?;
+        for (i, m) in self.keys.iter().enumerate() {
+            let mut mac = m.mac.clone();
+            feed(&mut mac, name, &plain);
+            // `verify_slice` compares in constant time (SECURITY C14).
+            if mac.verify_slice(&tag).is_ok() {
+                return Ok((plain, i));
+            }
+        }
+        Err(DecodeError::BadTag)
+    }
+
+    fn open(&self, name: &str, cookie: &str) -> Result<(Vec<u8>, usize), DecodeError> {
+        let bytes = B64.decode(cookie).map_err(|_| DecodeError::Malformed)?;
+        if bytes.len() < NONCE_LEN + AEAD_TAG_LEN {
+            return Err(DecodeError::Malformed);
+        }
+        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        for (i, m) in self.keys.iter().enumerate() {
+            let opened = m.aead.decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: sealed,
+                    aad: name.as_bytes(),
+                },
+            );
+            if let Ok(plain) = opened {
+                return Ok((plain, i));
+            }
+        }
+        Err(DecodeError::BadTag)
+    }
+}
+
+fn feed(mac: &mut Hmac<Sha256>, name: &str, plain: &[u8]) {
+    // Cookie names are far shorter than 4 GiB; the length prefix makes the
+    // (name, value) split unambiguous (SECURITY C12).
+    mac.update(&(name.len() as u32).to_be_bytes());
+    mac.update(name.as_bytes());
+    mac.update(plain);
+}
+
+fn mac(keyed: &Hmac<Sha256>, name: &str, plain: &[u8]) -> [u8; TAG_LEN] {
+    let mut mac = keyed.clone();
+    feed(&mut mac, name, plain);
+    mac.finalize().into_bytes().into()
+}
+
+fn parse_envelope(mut plain: Vec<u8>, key_index: usize) -> Result<Opened, DecodeError> {
+    if plain.len() < HEADER_LEN {
+        return Err(DecodeError::Malformed);
+    }
+    if plain[0] != VERSION {
+        return Err(DecodeError::UnknownVersion);
+    }
+    let word = |i: usize| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&plain[1 + 8 * i..9 + 8 * i]);
+        u64::from_be_bytes(b)
+    };
+    let envelope = Envelope {
+        created: word(0),
+        issued: word(1),
+        expires: word(2),
+    };
+    plain.drain(..HEADER_LEN);
+    Ok(Opened {
+        envelope,
+        value: plain,
+        key_index,
+    })
+}
+
+/// Length of the cookie value `encode` produces for a store value of `len` bytes.
+pub(crate) fn encoded_len(protection: Protection, len: usize) -> usize {
+    match protection {
+        Protection::Signed => {
+            (HEADER_LEN + len).div_ceil(3) * 4 - pad(HEADER_LEN + len) + 1 + TAG_B64_LEN
+        }
+        Protection::Encrypted => {
+            let n = NONCE_LEN + HEADER_LEN + len + AEAD_TAG_LEN;
+            n.div_ceil(3) * 4 - pad(n)
+        }
+    }
+}
+
+fn pad(n: usize) -> usize {
+    match n % 3 {
+        1 => 2,
+        2 => 1,
+        _ => 0,
+    }
+}
+
+#[cfg(test)]
+mod tests;

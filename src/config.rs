@@ -1,0 +1,357 @@
+//! Cookie attributes and expiry.
+
+use std::time::{Duration, SystemTime};
+
+use crate::error::ConfigError;
+
+/// How long the server keeps an idle session by default: 24 hours.
+pub const DEFAULT_IDLE: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// The `SameSite` cookie attribute.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum SameSite {
+    /// Sent only with same-site requests.
+    Strict,
+    /// Sent with same-site requests and top-level cross-site navigations (default).
+    Lax,
+    /// Sent with every request; requires `Secure`.
+    None,
+}
+
+impl SameSite {
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Strict => "Strict",
+            Self::Lax => "Lax",
+            Self::None => "None",
+        }
+    }
+}
+
+/// When a session expires.
+///
+/// `BrowserSession` and `OnInactivity` are *rolling*: a request that reads the
+/// session after more than half the window has passed extends it (the store
+/// refreshes the TTL without rewriting the data, and the cookie is re-issued).
+/// `AtTime` never moves. An absolute timeout set on the layer caps all three.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Expiry {
+    /// A cookie without `Max-Age`, dropped when the browser closes; the server
+    /// forgets the session after `idle` without activity.
+    BrowserSession {
+        /// The server-side inactivity window.
+        idle: Duration,
+    },
+    /// Cookie and record live for this long after the last activity.
+    OnInactivity(Duration),
+    /// Cookie and record expire at this moment.
+    AtTime(SystemTime),
+}
+
+impl Default for Expiry {
+    /// A browser-session cookie, with the record kept for 24 hours of inactivity.
+    fn default() -> Self {
+        Self::BrowserSession { idle: DEFAULT_IDLE }
+    }
+}
+
+impl Expiry {
+    /// The rolling window, if this expiry is rolling.
+    pub(crate) fn window(self) -> Option<Duration> {
+        match self {
+            Self::BrowserSession { idle } => Some(idle),
+            Self::OnInactivity(d) => Some(d),
+            Self::AtTime(_) => None,
+        }
+    }
+
+    pub(crate) fn validate(self) -> Result<(), ConfigError> {
+        match self.window() {
+            Some(d) if d.is_zero() => Err(ConfigError::ZeroDuration("the expiry window")),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Cookie attributes a single session may override (gorilla's `Options`).
+///
+/// Each setter overrides the layer's setting for this session's cookie in this
+/// response; fields left unset keep the layer's value.
+///
+/// ```
+/// use sessio::{CookieOptions, SameSite};
+/// use std::time::Duration;
+///
+/// let remember_me = CookieOptions::new()
+///     .max_age(Duration::from_secs(30 * 24 * 3600))
+///     .same_site(SameSite::Strict);
+/// # let _ = remember_me;
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct CookieOptions {
+    pub(crate) max_age: Option<Duration>,
+    pub(crate) path: Option<String>,
+    pub(crate) domain: Option<Option<String>>,
+    pub(crate) secure: Option<bool>,
+    pub(crate) http_only: Option<bool>,
+    pub(crate) same_site: Option<SameSite>,
+    pub(crate) partitioned: Option<bool>,
+}
+
+impl CookieOptions {
+    /// No overrides.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// `Max-Age` of the cookie and lifetime of the record, rolling: the same as
+    /// [`Expiry::OnInactivity`] for this session.
+    #[must_use]
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age);
+        self
+    }
+
+    /// The `Path` attribute.
+    #[must_use]
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+
+    /// The `Domain` attribute; `None` removes it.
+    #[must_use]
+    pub fn domain(mut self, domain: Option<&str>) -> Self {
+        self.domain = Some(domain.map(str::to_owned));
+        self
+    }
+
+    /// The `Secure` attribute.
+    #[must_use]
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.secure = Some(secure);
+        self
+    }
+
+    /// The `HttpOnly` attribute.
+    #[must_use]
+    pub fn http_only(mut self, http_only: bool) -> Self {
+        self.http_only = Some(http_only);
+        self
+    }
+
+    /// The `SameSite` attribute.
+    #[must_use]
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = Some(same_site);
+        self
+    }
+
+    /// The `Partitioned` attribute (CHIPS).
+    #[must_use]
+    pub fn partitioned(mut self, partitioned: bool) -> Self {
+        self.partitioned = Some(partitioned);
+        self
+    }
+}
+
+/// The validated attributes of one session cookie, with its `Set-Cookie` suffix
+/// rendered once.
+#[derive(Clone, Debug)]
+pub(crate) struct CookieAttrs {
+    pub(crate) name: String,
+    pub(crate) path: String,
+    pub(crate) domain: Option<String>,
+    pub(crate) secure: bool,
+    pub(crate) http_only: bool,
+    pub(crate) same_site: SameSite,
+    pub(crate) partitioned: bool,
+    suffix: String,
+}
+
+impl CookieAttrs {
+    pub(crate) fn new(name: &str) -> Self {
+        let mut attrs = Self {
+            name: name.to_owned(),
+            path: "/".to_owned(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            partitioned: false,
+            suffix: String::new(),
+        };
+        attrs.render();
+        attrs
+    }
+
+    /// Checks the attributes and renders the suffix.
+    pub(crate) fn build(mut self) -> Result<Self, ConfigError> {
+        if !is_token(&self.name) {
+            return Err(ConfigError::InvalidCookieName);
+        }
+        if !is_attr_value(&self.path) || !self.path.starts_with('/') {
+            return Err(ConfigError::InvalidAttribute("path"));
+        }
+        if let Some(d) = &self.domain {
+            if d.is_empty() || !is_attr_value(d) {
+                return Err(ConfigError::InvalidAttribute("domain"));
+            }
+        }
+        if self.name.starts_with("__Host-")
+            && (!self.secure || self.domain.is_some() || self.path != "/")
+        {
+            return Err(ConfigError::HostPrefix);
+        }
+        if self.name.starts_with("__Secure-") && !self.secure {
+            return Err(ConfigError::SecurePrefix);
+        }
+        if self.same_site == SameSite::None && !self.secure {
+            return Err(ConfigError::SameSiteNoneWithoutSecure);
+        }
+        if self.partitioned && !self.secure {
+            return Err(ConfigError::PartitionedWithoutSecure);
+        }
+        self.render();
+        Ok(self)
+    }
+
+    /// These attributes with a session's overrides applied.
+    pub(crate) fn with_overrides(&self, o: &CookieOptions) -> Result<Self, ConfigError> {
+        let mut a = self.clone();
+        if let Some(p) = &o.path {
+            a.path.clone_from(p);
+        }
+        if let Some(d) = &o.domain {
+            a.domain.clone_from(d);
+        }
+        a.secure = o.secure.unwrap_or(a.secure);
+        a.http_only = o.http_only.unwrap_or(a.http_only);
+        a.same_site = o.same_site.unwrap_or(a.same_site);
+        a.partitioned = o.partitioned.unwrap_or(a.partitioned);
+        a.build()
+    }
+
+    fn render(&mut self) {
+        let mut s = format!("; Path={}", self.path);
+        if let Some(d) = &self.domain {
+            s.push_str("; Domain=");
+            s.push_str(d);
+        }
+        if self.secure {
+            s.push_str("; Secure");
+        }
+        if self.http_only {
+            s.push_str("; HttpOnly");
+        }
+        s.push_str("; SameSite=");
+        s.push_str(self.same_site.as_str());
+        if self.partitioned {
+            s.push_str("; Partitioned");
+        }
+        self.suffix = s;
+    }
+
+    /// `Set-Cookie` for a value, with `Max-Age` when the cookie is persistent.
+    pub(crate) fn set_cookie(&self, value: &str, max_age: Option<u64>) -> String {
+        let mut s = String::with_capacity(self.name.len() + value.len() + self.suffix.len() + 24);
+        s.push_str(&self.name);
+        s.push('=');
+        s.push_str(value);
+        if let Some(secs) = max_age {
+            s.push_str("; Max-Age=");
+            s.push_str(&secs.to_string());
+        }
+        s.push_str(&self.suffix);
+        s
+    }
+
+    /// `Set-Cookie` that removes the cookie: empty value, `Max-Age=0`, an
+    /// `Expires` in the past, and the same name, path, domain and flags.
+    pub(crate) fn removal(&self) -> String {
+        format!(
+            "{}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{}",
+            self.name, self.suffix
+        )
+    }
+}
+
+/// RFC 6265 cookie-name: an RFC 7230 token.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Printable ASCII other than `;`, so the attribute cannot split the header.
+fn is_attr_value(s: &str) -> bool {
+    s.bytes()
+        .all(|b| (0x21..0x7f).contains(&b) && b != b';' && b != b',')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // SECURITY B6: the defaults.
+    #[test]
+    fn defaults_are_safe() {
+        let a = CookieAttrs::new("id").build().unwrap();
+        assert_eq!(
+            a.set_cookie("v", None),
+            "id=v; Path=/; Secure; HttpOnly; SameSite=Lax"
+        );
+    }
+
+    // SECURITY B7: the removal cookie keeps every attribute.
+    #[test]
+    fn removal_keeps_attributes() {
+        let mut a = CookieAttrs::new("sid");
+        a.domain = Some("example.com".into());
+        a.path = "/app".into();
+        let a = a.build().unwrap();
+        assert_eq!(
+            a.removal(),
+            "sid=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/app; Domain=example.com; Secure; HttpOnly; SameSite=Lax"
+        );
+    }
+
+    // SECURITY B6: prefix rules are checked when built.
+    #[test]
+    fn prefix_rules() {
+        let mut a = CookieAttrs::new("__Host-id");
+        a.domain = Some("example.com".into());
+        assert_eq!(a.build().unwrap_err(), ConfigError::HostPrefix);
+        let mut a = CookieAttrs::new("__Host-id");
+        a.secure = false;
+        assert_eq!(a.build().unwrap_err(), ConfigError::HostPrefix);
+        let mut a = CookieAttrs::new("__Host-id");
+        a.path = "/x".into();
+        assert_eq!(a.build().unwrap_err(), ConfigError::HostPrefix);
+        let mut a = CookieAttrs::new("__Secure-id");
+        a.secure = false;
+        assert_eq!(a.build().unwrap_err(), ConfigError::SecurePrefix);
+        assert!(CookieAttrs::new("__Host-id").build().is_ok());
+    }
+
+    #[test]
+    fn bad_names_and_attributes_are_refused() {
+        for name in ["", "a b", "a;b", "a=b", "é", "a,b"] {
+            assert_eq!(
+                CookieAttrs::new(name).build().unwrap_err(),
+                ConfigError::InvalidCookieName,
+                "{name:?}"
+            );
+        }
+        let mut a = CookieAttrs::new("id");
+        a.path = "/a;Domain=evil".into();
+        assert!(a.build().is_err());
+        let mut a = CookieAttrs::new("id");
+        a.same_site = SameSite::None;
+        a.secure = false;
+        assert_eq!(
+            a.build().unwrap_err(),
+            ConfigError::SameSiteNoneWithoutSecure
+        );
+    }
+}

@@ -1,0 +1,347 @@
+//! Loading and saving one session: the logic behind the table of DESIGN §3.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::clock::{from_unix_secs, unix_secs, Clock};
+use crate::codec::{encoded_len, Codec, Envelope, Protection, MAX_COOKIE_LEN};
+use crate::config::{CookieAttrs, Expiry};
+use crate::error::Error;
+use crate::session::{Inner, State};
+use crate::store::{Changes, Expires, Record, Store};
+
+pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Turns a store error into the response a client gets.
+pub(crate) type ErrorHandler = Arc<dyn Fn(&Error) -> http::Response<()> + Send + Sync>;
+
+/// What a [`Session`](crate::Session) needs from its layer, with the store type
+/// erased. The extractor has only the request to go on, so lazy loading needs
+/// this one dynamic call; the save on the way out calls [`Shared`] directly.
+pub(crate) trait Engine: Send + Sync + 'static {
+    fn load<'a>(&'a self, session: &'a Inner) -> BoxFuture<'a, Result<(), Error>>;
+    fn save<'a>(&'a self, session: &'a Inner) -> BoxFuture<'a, Result<(), Error>>;
+    fn attrs(&self, slot: usize) -> &CookieAttrs;
+}
+
+/// Configuration and store shared by every request through one layer.
+pub(crate) struct Shared<St> {
+    pub(crate) store: St,
+    pub(crate) codec: Codec,
+    pub(crate) protection: Protection,
+    pub(crate) cookies: Vec<CookieAttrs>,
+    pub(crate) expiry: Expiry,
+    pub(crate) absolute: Option<Duration>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) on_error: ErrorHandler,
+}
+
+/// One store operation decided under the session lock, run after it.
+enum Write {
+    Nothing,
+    Create(Record),
+    Update {
+        value: String,
+        record: Record,
+        changes: Changes,
+    },
+    Touch(String),
+    Reissue(String),
+    Remove,
+}
+
+struct Plan {
+    write: Write,
+    deletes: Vec<String>,
+    attrs: Option<CookieAttrs>,
+    envelope: Envelope,
+    expires: Expires,
+    max_age: Option<u64>,
+    taken: Changes,
+}
+
+impl<St: Store> Shared<St> {
+    pub(crate) async fn load_session(&self, session: &Inner) -> Result<(), Error> {
+        let value = {
+            let st = session.state();
+            if st.loaded {
+                return Ok(());
+            }
+            st.value.clone()
+        };
+        let loaded = match &value {
+            None => None,
+            Some(v) => match self.store.load(v).await {
+                Ok(found) => {
+                    if found.is_none() {
+                        // SECURITY A3: unknown or expired id → fresh session.
+                        tracing::warn!(
+                            cookie = %self.cookies[session.slot].name,
+                            "session not found in store; starting a fresh session"
+                        );
+                    }
+                    found
+                }
+                Err(err) => {
+                    tracing::error!(
+                        cookie = %self.cookies[session.slot].name,
+                        error = %err,
+                        source = ?std::error::Error::source(&err).map(ToString::to_string),
+                        "loading the session failed"
+                    );
+                    session.state().load_error = Some(err.clone());
+                    return Err(err);
+                }
+            },
+        };
+        let mut st = session.state();
+        if st.loaded {
+            // `destroy` ran while the store was being read.
+            return Ok(());
+        }
+        st.loaded = true;
+        match loaded {
+            Some(record) => st.data = record,
+            None => {
+                st.value = None;
+                st.envelope = None;
+                st.reissue = false;
+                st.created = unix_secs(self.clock.now());
+            }
+        }
+        Ok(())
+    }
+
+    /// Saves what changed and leaves the `Set-Cookie` to send in `outgoing`.
+    pub(crate) async fn save_session(&self, session: &Inner) -> Result<(), Error> {
+        let Some(plan) = self.plan(&mut session.state()) else {
+            return Ok(());
+        };
+        let result = self.execute(session.slot, &plan).await;
+        let mut st = session.state();
+        let removing = matches!(plan.write, Write::Remove);
+        match result {
+            Ok(Some(value)) => {
+                let attrs = plan.attrs.as_ref().unwrap_or(&self.cookies[session.slot]);
+                let encoded = self.codec.encode(
+                    self.protection,
+                    &attrs.name,
+                    &plan.envelope,
+                    value.as_bytes(),
+                );
+                st.outgoing = Some(attrs.set_cookie(&encoded, plan.max_age));
+                st.value = Some(value);
+                st.envelope = Some(plan.envelope);
+                st.removal = false;
+                Ok(())
+            }
+            Ok(None) => {
+                if removing {
+                    let attrs = plan.attrs.as_ref().unwrap_or(&self.cookies[session.slot]);
+                    st.outgoing = Some(attrs.removal());
+                    st.removal = false;
+                    st.value = None;
+                }
+                Ok(())
+            }
+            Err(err) => {
+                // Put back what was taken so the state still describes the
+                // unsaved changes.
+                let mut changes = std::mem::take(&mut st.changes);
+                changes.merge_older(plan.taken);
+                st.changes = changes;
+                let later = std::mem::take(&mut st.deletes);
+                st.deletes = plan.deletes;
+                st.deletes.extend(later);
+                if matches!(plan.write, Write::Create(_)) {
+                    st.force_create = true;
+                }
+                tracing::error!(
+                    cookie = %self.cookies[session.slot].name,
+                    error = %err,
+                    source = ?std::error::Error::source(&err).map(ToString::to_string),
+                    "saving the session failed"
+                );
+                Err(err)
+            }
+        }
+    }
+
+    fn plan(&self, st: &mut State) -> Option<Plan> {
+        if !st.loaded {
+            return None;
+        }
+        let now = unix_secs(self.clock.now());
+        let expiry = st.expiry.unwrap_or(self.expiry);
+        let mut at = match expiry {
+            Expiry::BrowserSession { idle } | Expiry::OnInactivity(idle) => {
+                now.saturating_add(idle.as_secs())
+            }
+            Expiry::AtTime(t) => unix_secs(t),
+        };
+        if let Some(abs) = self.absolute {
+            at = at.min(st.created.saturating_add(abs.as_secs()));
+        }
+        let ttl = at.saturating_sub(now);
+        let dirty = !st.changes.is_empty() || st.force_create;
+        let mut deletes = std::mem::take(&mut st.deletes);
+        let write = match st.value.clone() {
+            _ if ttl == 0 => {
+                deletes.extend(st.value.take());
+                if st.removal || !deletes.is_empty() {
+                    Write::Remove
+                } else {
+                    Write::Nothing
+                }
+            }
+            None if st.data.is_empty() => {
+                if st.removal {
+                    Write::Remove
+                } else {
+                    Write::Nothing
+                }
+            }
+            None => Write::Create(st.data.clone()),
+            Some(v) if dirty && st.data.is_empty() => {
+                deletes.push(v);
+                Write::Remove
+            }
+            Some(value) if dirty => Write::Update {
+                value,
+                record: st.data.clone(),
+                changes: Changes::default(),
+            },
+            Some(v) => {
+                let old = st.envelope.map_or(0, |e| e.expires);
+                let half_gone = expiry
+                    .window()
+                    .is_some_and(|w| old.saturating_sub(now).saturating_mul(2) < w.as_secs());
+                if st.refresh || (half_gone && at > old) {
+                    Write::Touch(v)
+                } else if st.reissue {
+                    Write::Reissue(v)
+                } else {
+                    Write::Nothing
+                }
+            }
+        };
+        if matches!(write, Write::Nothing) && deletes.is_empty() {
+            return None;
+        }
+        let taken = std::mem::take(&mut st.changes);
+        let write = match write {
+            Write::Update { value, record, .. } => Write::Update {
+                value,
+                record,
+                changes: taken.clone(),
+            },
+            w => w,
+        };
+        st.force_create = false;
+        st.refresh = false;
+        st.reissue = false;
+        let envelope = match write {
+            // A re-issue keeps the old times: only the key changes.
+            Write::Reissue(_) => st.envelope.unwrap_or(Envelope {
+                created: st.created,
+                issued: now,
+                expires: at,
+            }),
+            _ => Envelope {
+                created: st.created,
+                issued: now,
+                expires: at,
+            },
+        };
+        let max_age = match expiry {
+            Expiry::BrowserSession { .. } => None,
+            _ => Some(envelope.expires.saturating_sub(now)),
+        };
+        Some(Plan {
+            write,
+            deletes,
+            attrs: st.attrs.clone(),
+            envelope,
+            expires: Expires::new(from_unix_secs(at), Duration::from_secs(ttl)),
+            max_age,
+            taken,
+        })
+    }
+
+    /// Runs the plan; returns the store value to put in the cookie, if any.
+    async fn execute(&self, slot: usize, plan: &Plan) -> Result<Option<String>, Error> {
+        let value = match &plan.write {
+            Write::Nothing | Write::Remove => None,
+            Write::Create(record) => Some(self.store.create(record, plan.expires).await?),
+            Write::Update {
+                value,
+                record,
+                changes,
+            } => match self
+                .store
+                .update(value, record, changes, plan.expires)
+                .await?
+            {
+                Some(v) => Some(v),
+                // SECURITY F28 / G35: never resurrect; report it.
+                None => return Err(Error::RecordGone),
+            },
+            Write::Touch(v) => {
+                if self.store.touch(v, plan.expires).await? {
+                    Some(v.clone())
+                } else {
+                    tracing::warn!(
+                        cookie = %self.cookies[slot].name,
+                        "session record vanished before its expiry could be extended"
+                    );
+                    None
+                }
+            }
+            Write::Reissue(v) => Some(v.clone()),
+        };
+        if let Some(v) = &value {
+            let name = plan
+                .attrs
+                .as_ref()
+                .unwrap_or(&self.cookies[slot])
+                .name
+                .len();
+            let size = name + 1 + encoded_len(self.protection, v.len());
+            if size > MAX_COOKIE_LEN {
+                tracing::error!(
+                    size,
+                    limit = MAX_COOKIE_LEN,
+                    "session cookie too large; not saved"
+                );
+                if matches!(plan.write, Write::Create(_)) {
+                    // Best effort: the record is unreachable without its cookie.
+                    let _ = self.store.delete(v).await;
+                }
+                return Err(Error::CookieTooLarge {
+                    size,
+                    limit: MAX_COOKIE_LEN,
+                });
+            }
+        }
+        for old in &plan.deletes {
+            self.store.delete(old).await?;
+        }
+        Ok(value)
+    }
+}
+
+impl<St: Store> Engine for Shared<St> {
+    fn load<'a>(&'a self, session: &'a Inner) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(self.load_session(session))
+    }
+
+    fn save<'a>(&'a self, session: &'a Inner) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(self.save_session(session))
+    }
+
+    fn attrs(&self, slot: usize) -> &CookieAttrs {
+        &self.cookies[slot]
+    }
+}

@@ -1,0 +1,127 @@
+//! The one error type of the crate.
+
+use std::error::Error as StdError;
+use std::sync::Arc;
+
+/// A boxed error from a store backend, as [`Error::store`] takes it.
+pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
+
+/// A shared backend error, kept as the `source()` of [`Error`] (shared so that
+/// `Error` is `Clone`).
+pub type SharedError = Arc<dyn StdError + Send + Sync + 'static>;
+
+/// Everything that can go wrong in `sessio`.
+///
+/// `Display` never contains a cookie value, a session id or key material, so an
+/// error can be logged as it is.
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The layer's configuration is invalid; found when the layer is built.
+    #[error("invalid session configuration")]
+    Config(#[from] ConfigError),
+    /// A value could not be serialized into the session.
+    #[error("could not serialize a session value")]
+    Serialize(#[source] Arc<serde_json::Error>),
+    /// A stored value could not be deserialized into the requested type.
+    #[error("could not deserialize a session value")]
+    Deserialize(#[source] Arc<serde_json::Error>),
+    /// The session's data was used before it was loaded.
+    ///
+    /// The axum extractor loads the session; plain tower services call
+    /// [`Session::load`](crate::Session::load) first.
+    #[error("the session was used before it was loaded")]
+    NotLoaded,
+    /// The encoded session cookie would exceed the browser limit.
+    #[error("session cookie would be {size} bytes, over the {limit}-byte limit")]
+    CookieTooLarge {
+        /// Size of name plus value, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The record was deleted or expired between load and save (for example by a
+    /// logout or `cycle_id` in a concurrent request); the change was not written.
+    #[error("the session record no longer exists")]
+    RecordGone,
+    /// No session with this name is configured on the layer.
+    #[error("no session named {0:?} is configured")]
+    UnknownSession(String),
+    /// The store could not be reached (connection refused, timeout, pool exhausted).
+    #[error("the session store is unavailable")]
+    StoreUnavailable(#[source] SharedError),
+    /// The store failed in another way (bad reply, corrupt record, ...).
+    #[error("the session store failed")]
+    Store(#[source] SharedError),
+}
+
+impl Error {
+    /// Wraps a backend error as [`Error::Store`].
+    pub fn store(err: impl Into<BoxError>) -> Self {
+        Self::Store(Arc::from(err.into()))
+    }
+
+    /// Wraps a backend error as [`Error::StoreUnavailable`] (answered with 503).
+    pub fn unavailable(err: impl Into<BoxError>) -> Self {
+        Self::StoreUnavailable(Arc::from(err.into()))
+    }
+
+    pub(crate) fn serialize(err: serde_json::Error) -> Self {
+        Self::Serialize(Arc::new(err))
+    }
+
+    pub(crate) fn deserialize(err: serde_json::Error) -> Self {
+        Self::Deserialize(Arc::new(err))
+    }
+
+    /// `true` when the error means the store could not be reached.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::StoreUnavailable(_))
+    }
+
+    /// The status code the default error handler answers with: 503 for an
+    /// unreachable store, 500 for everything else.
+    pub fn status(&self) -> http::StatusCode {
+        if self.is_unavailable() {
+            http::StatusCode::SERVICE_UNAVAILABLE
+        } else {
+            http::StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+/// A configuration mistake, found when the layer is built.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A key had fewer than 32 bytes.
+    #[error("a session key needs at least 32 bytes, got {0}")]
+    KeyTooShort(usize),
+    /// A key string was neither hex nor base64.
+    #[error("a session key must be hex or base64")]
+    KeyEncoding,
+    /// The cookie name is empty or holds characters a cookie name cannot hold.
+    #[error("invalid session cookie name")]
+    InvalidCookieName,
+    /// Two sessions on one layer share a cookie name.
+    #[error("two sessions share the cookie name {0:?}")]
+    DuplicateCookieName(String),
+    /// A `__Host-` cookie must be `Secure`, have `Path=/` and no `Domain`.
+    #[error("a __Host- cookie must be Secure, have Path=/ and no Domain")]
+    HostPrefix,
+    /// A `__Secure-` cookie must be `Secure`.
+    #[error("a __Secure- cookie must be Secure")]
+    SecurePrefix,
+    /// `SameSite=None` is refused by browsers without `Secure`.
+    #[error("SameSite=None requires Secure")]
+    SameSiteNoneWithoutSecure,
+    /// A path or domain holds a character that would break the `Set-Cookie` header.
+    #[error("invalid cookie {0}")]
+    InvalidAttribute(&'static str),
+    /// `Partitioned` cookies must be `Secure`.
+    #[error("a Partitioned cookie must be Secure")]
+    PartitionedWithoutSecure,
+    /// A duration was zero where a positive one is needed.
+    #[error("{0} must be longer than zero")]
+    ZeroDuration(&'static str),
+}

@@ -1,0 +1,53 @@
+//! Flash messages: values stored for exactly one later read.
+//!
+//! ```
+//! # async fn demo(session: sessio::Session) -> Result<(), sessio::Error> {
+//! // In the POST handler:
+//! session.add_flash("Registered, please log in")?;
+//! session.add_flash_to("error", "Wrong username or password")?;
+//! // In the next GET (reading removes them):
+//! let notes: Vec<String> = session.flashes()?;
+//! let errors: Vec<String> = session.flashes_from("error")?;
+//! # let _ = (notes, errors);
+//! # Ok(()) }
+//! ```
+//!
+//! Flashes live in the session's data under `_flash` (default category) and
+//! `_flash:<category>`, as gorilla keeps them under `_flash`; treat keys
+//! starting with `_flash` as reserved. Reading removes them and marks the
+//! session changed; if that response's save fails they stay in the store and
+//! are shown again.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::Error;
+use crate::session::Session;
+
+const DEFAULT_KEY: &str = "_flash";
+
+fn key(category: &str) -> String {
+    format!("{DEFAULT_KEY}:{category}")
+}
+
+impl Session {
+    /// Adds a flash message to the default category.
+    pub fn add_flash(&self, value: impl Serialize) -> Result<(), Error> {
+        self.push_list(DEFAULT_KEY, value)
+    }
+
+    /// Adds a flash message to `category`.
+    pub fn add_flash_to(&self, category: &str, value: impl Serialize) -> Result<(), Error> {
+        self.push_list(&key(category), value)
+    }
+
+    /// Takes the flash messages of the default category, oldest first.
+    pub fn flashes<T: DeserializeOwned>(&self) -> Result<Vec<T>, Error> {
+        self.take_list(DEFAULT_KEY)
+    }
+
+    /// Takes the flash messages of `category`, oldest first.
+    pub fn flashes_from<T: DeserializeOwned>(&self, category: &str) -> Result<Vec<T>, Error> {
+        self.take_list(&key(category))
+    }
+}

@@ -1,0 +1,36 @@
+#![doc = include_str!("../README.md")]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod clock;
+mod codec;
+mod config;
+mod engine;
+mod error;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod extract;
+mod flash;
+mod id;
+mod key;
+mod layer;
+mod service;
+mod session;
+mod sessions;
+pub mod store;
+#[cfg(feature = "test-util")]
+#[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
+pub mod test_util;
+
+pub use codec::{Protection, MAX_COOKIE_LEN};
+pub use config::{CookieOptions, Expiry, SameSite, DEFAULT_IDLE};
+pub use error::{BoxError, ConfigError, Error, SharedError};
+pub use id::Id;
+pub use key::{Key, MIN_KEY_LEN};
+pub use layer::{SessionLayer, SessionLayerBuilder};
+pub use service::{ResponseFuture, SessionService};
+pub use session::Session;
+pub use sessions::Sessions;
+#[cfg(feature = "memory-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "memory-store")))]
+pub use store::MemoryStore;
+pub use store::Store;

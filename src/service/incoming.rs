@@ -1,0 +1,130 @@
+//! Reading the session cookie from the request.
+
+use std::time::SystemTime;
+
+use http::header::COOKIE;
+use http::HeaderMap;
+
+use crate::clock::unix_secs;
+use crate::codec::Envelope;
+use crate::engine::Shared;
+use crate::session::State;
+
+/// How far in the future an issue time may be before it is refused, for
+/// clocks that differ between servers.
+const CLOCK_SKEW_SECS: u64 = 300;
+
+/// The state of session `slot` for this request: the first cookie of that
+/// name, across every `Cookie` header line, that verifies and has not expired
+/// (SECURITY D20, D21, D22). Rejections are WARN events without the value.
+pub(super) fn read<St>(
+    shared: &Shared<St>,
+    slot: usize,
+    headers: &HeaderMap,
+    now: SystemTime,
+) -> State {
+    let name = &shared.cookies[slot].name;
+    let now = unix_secs(now);
+    let mut state = State::default();
+    for line in headers.get_all(COOKIE) {
+        for (n, v) in pairs(line.as_bytes()) {
+            if n != name.as_bytes() {
+                continue;
+            }
+            let Ok(v) = std::str::from_utf8(v) else {
+                tracing::warn!(cookie = %name, reason = "not UTF-8", "rejected session cookie");
+                continue;
+            };
+            let opened = match shared.codec.decode(shared.protection, name, v) {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::warn!(cookie = %name, reason = e.reason(), "rejected session cookie");
+                    continue;
+                }
+            };
+            if let Err(reason) =
+                check_times(&opened.envelope, now, shared.absolute.map(|d| d.as_secs()))
+            {
+                tracing::warn!(cookie = %name, reason, "rejected session cookie");
+                continue;
+            }
+            let Ok(value) = String::from_utf8(opened.value) else {
+                tracing::warn!(cookie = %name, reason = "value not UTF-8", "rejected session cookie");
+                continue;
+            };
+            state.value = Some(value);
+            state.envelope = Some(opened.envelope);
+            state.created = opened.envelope.created;
+            state.reissue = opened.key_index > 0;
+            return state;
+        }
+    }
+    state
+}
+
+/// SECURITY C13 / E25: the times sealed in the cookie decide, not the browser.
+fn check_times(env: &Envelope, now: u64, absolute: Option<u64>) -> Result<(), &'static str> {
+    if env.expires <= now {
+        return Err("expired");
+    }
+    if env.issued > now.saturating_add(CLOCK_SKEW_SECS) || env.created > env.issued {
+        return Err("issued in the future");
+    }
+    if absolute.is_some_and(|abs| env.created.saturating_add(abs) <= now) {
+        return Err("absolute timeout reached");
+    }
+    Ok(())
+}
+
+/// `name=value` pairs of one `Cookie` header line. Pieces without `=` are
+/// skipped, so one malformed cookie hides none of the others.
+pub(crate) fn pairs(line: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
+    line.split(|&b| b == b';').filter_map(|part| {
+        let part = part.trim_ascii();
+        let eq = part.iter().position(|&b| b == b'=')?;
+        let (name, value) = (part[..eq].trim_ascii(), part[eq + 1..].trim_ascii());
+        let value = value
+            .strip_prefix(b"\"")
+            .and_then(|v| v.strip_suffix(b"\""))
+            .unwrap_or(value);
+        Some((name, value))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_skip_malformed_pieces() {
+        let got: Vec<_> = pairs(b"a=1; junk; ;=; b = \"2\" ;c=").collect();
+        assert_eq!(
+            got,
+            vec![
+                (&b"a"[..], &b"1"[..]),
+                (&b""[..], &b""[..]),
+                (&b"b"[..], &b"2"[..]),
+                (&b"c"[..], &b""[..])
+            ]
+        );
+    }
+
+    #[test]
+    fn times_are_checked() {
+        let env = |created, issued, expires| Envelope {
+            created,
+            issued,
+            expires,
+        };
+        assert!(check_times(&env(10, 20, 100), 50, None).is_ok());
+        assert_eq!(check_times(&env(10, 20, 50), 50, None), Err("expired"));
+        assert_eq!(
+            check_times(&env(10, 1000, 2000), 50, None),
+            Err("issued in the future")
+        );
+        assert_eq!(
+            check_times(&env(10, 20, 100), 50, Some(40)),
+            Err("absolute timeout reached")
+        );
+    }
+}

@@ -1,0 +1,164 @@
+//! [`SessionService`]: the middleware itself.
+
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
+use http::{HeaderValue, Request, Response};
+use tower_service::Service;
+
+use crate::engine::{Engine, Shared};
+use crate::error::Error;
+use crate::session::Session;
+use crate::sessions::Sessions;
+use crate::store::Store;
+
+mod future;
+mod incoming;
+
+pub use future::ResponseFuture;
+
+/// The service [`SessionLayer`](crate::SessionLayer) wraps around an inner
+/// service. Its error type is the inner service's: store failures become
+/// responses through the layer's error handler.
+pub struct SessionService<S, St> {
+    inner: S,
+    shared: Arc<Shared<St>>,
+}
+
+impl<S, St> SessionService<S, St> {
+    pub(crate) fn new(inner: S, shared: Arc<Shared<St>>) -> Self {
+        Self { inner, shared }
+    }
+}
+
+impl<S: Clone, St> Clone for SessionService<S, St> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+impl<S: fmt::Debug, St> fmt::Debug for SessionService<S, St> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, St>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    St: Store,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = ResponseFuture<ResBody, S::Error>;
+
+    #[inline]
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
+        let sessions = self.attach(&mut req);
+        // The inner service that was driven to readiness goes into the future;
+        // a fresh clone stays for the next call (tower-service's advice).
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = self.shared.clone();
+        ResponseFuture::new(Box::pin(async move {
+            let res = inner.call(req).await?;
+            Ok(finish(&shared, &sessions, res).await)
+        }))
+    }
+}
+
+impl<S, St: Store> SessionService<S, St> {
+    /// Reads the session cookies and puts unloaded handles in the request.
+    fn attach<B>(&self, req: &mut Request<B>) -> Vec<Session> {
+        let engine: Arc<dyn Engine> = self.shared.clone();
+        let now = self.shared.clock.now();
+        let own: Vec<Session> = (0..self.shared.cookies.len())
+            .map(|slot| {
+                let state = incoming::read(&self.shared, slot, req.headers(), now);
+                Session::new(engine.clone(), slot, state)
+            })
+            .collect();
+        let ext = req.extensions_mut();
+        if ext.get::<Session>().is_none() {
+            ext.insert(own[0].clone());
+        }
+        match ext.get_mut::<Sessions>() {
+            Some(list) => list.extend(own.iter().cloned()),
+            None => {
+                ext.insert(Sessions::from_vec(own.clone()));
+            }
+        }
+        own
+    }
+}
+
+/// The way out: saves what changed and writes the cookies (DESIGN §3).
+async fn finish<St: Store, B: Default>(
+    shared: &Shared<St>,
+    sessions: &[Session],
+    mut res: Response<B>,
+) -> Response<B> {
+    for s in sessions {
+        let failed = s.state().load_error.take();
+        if let Some(err) = failed {
+            return error_response(shared, &err);
+        }
+    }
+    // A 5xx means the handler failed part way: save nothing it changed.
+    if !res.status().is_server_error() {
+        for s in sessions {
+            if let Err(err) = shared.save_session(&s.inner).await {
+                return error_response(shared, &err);
+            }
+        }
+    }
+    let mut wrote = false;
+    for s in sessions {
+        let cookie = s.state().outgoing.take();
+        if let Some(cookie) = cookie {
+            match HeaderValue::try_from(cookie) {
+                Ok(v) => {
+                    res.headers_mut().append(SET_COOKIE, v);
+                    wrote = true;
+                }
+                // Every part was validated when the layer was built.
+                Err(_) => tracing::error!("session cookie is not a valid header value"),
+            }
+        }
+    }
+    if wrote {
+        let headers = res.headers_mut();
+        if !headers.contains_key(CACHE_CONTROL) {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        }
+        let varies = headers.get_all(VARY).iter().any(|v| {
+            v.to_str().is_ok_and(|v| {
+                v.split(',')
+                    .any(|t| t.trim().eq_ignore_ascii_case("cookie") || t.trim() == "*")
+            })
+        });
+        if !varies {
+            headers.append(VARY, HeaderValue::from_static("Cookie"));
+        }
+    }
+    res
+}
+
+fn error_response<St, B: Default>(shared: &Shared<St>, err: &Error) -> Response<B> {
+    let (parts, ()) = (shared.on_error)(err).into_parts();
+    Response::from_parts(parts, B::default())
+}

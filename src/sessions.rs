@@ -1,0 +1,52 @@
+//! [`Sessions`]: every named session of a request.
+
+use crate::error::Error;
+use crate::session::Session;
+
+/// All sessions the layers put in this request, in order: each layer's names
+/// in the order given, outer layers first. An axum extractor, and a request
+/// extension for plain tower services.
+///
+/// ```
+/// # async fn demo(sessions: sessio::Sessions) -> Result<(), sessio::Error> {
+/// let cart = sessions.get("cart").await?;
+/// let auth = sessions.get("auth").await?;
+/// cart.set("items", vec!["apple"])?;
+/// let user: Option<String> = auth.get("user")?;
+/// # let _ = user;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct Sessions {
+    list: Vec<Session>,
+}
+
+impl Sessions {
+    pub(crate) fn from_vec(list: Vec<Session>) -> Self {
+        Self { list }
+    }
+
+    pub(crate) fn extend(&mut self, more: impl IntoIterator<Item = Session>) {
+        self.list.extend(more);
+    }
+
+    /// The session with this cookie name, loaded (gin's `DefaultMany`).
+    pub async fn get(&self, name: &str) -> Result<Session, Error> {
+        let session = self
+            .find(name)
+            .ok_or_else(|| Error::UnknownSession(name.to_owned()))?
+            .clone();
+        session.load().await?;
+        Ok(session)
+    }
+
+    /// The session with this cookie name, without loading it.
+    pub fn find(&self, name: &str) -> Option<&Session> {
+        self.list.iter().find(|s| s.name() == name)
+    }
+
+    /// Every session, unloaded.
+    pub fn iter(&self) -> impl Iterator<Item = &Session> {
+        self.list.iter()
+    }
+}

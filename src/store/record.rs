@@ -1,0 +1,178 @@
+//! What a store keeps: the session's data, and what a save changed.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// A session's data: string keys to JSON values.
+///
+/// Flash messages live here too, under keys that start with `_flash`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Record {
+    data: HashMap<String, Value>,
+}
+
+impl Record {
+    /// An empty record.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The value under `key`.
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.data.get(key)
+    }
+
+    /// Sets `key`, returning the value it replaces.
+    pub fn insert(&mut self, key: impl Into<String>, value: Value) -> Option<Value> {
+        self.data.insert(key.into(), value)
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&mut self, key: &str) -> Option<Value> {
+        self.data.remove(key)
+    }
+
+    /// Removes every key.
+    pub fn clear(&mut self) {
+        self.data.clear();
+    }
+
+    /// Number of keys.
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// `true` when there are no keys.
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The keys and values, in no particular order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.data.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// Applies `changes`, taking new values from `from` (the request's copy of
+    /// the record). A store that keeps the record as one blob but wants
+    /// concurrent requests that touch different keys to keep both changes reads
+    /// the stored copy, calls this, and writes it back.
+    pub fn apply(&mut self, changes: &Changes, from: &Record) {
+        if changes.cleared {
+            self.data.clear();
+        }
+        for k in &changes.removed {
+            self.data.remove(k);
+        }
+        for k in &changes.set {
+            if let Some(v) = from.data.get(k) {
+                self.data.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
+
+impl FromIterator<(String, Value)> for Record {
+    fn from_iter<I: IntoIterator<Item = (String, Value)>>(iter: I) -> Self {
+        Self {
+            data: iter.into_iter().collect(),
+        }
+    }
+}
+
+/// What one request changed, handed to [`Store::update`](crate::Store::update)
+/// beside the whole record.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub(crate) cleared: bool,
+    pub(crate) set: HashSet<String>,
+    pub(crate) removed: HashSet<String>,
+}
+
+impl Changes {
+    /// `true` when the request cleared the session before any `set` listed here.
+    pub fn cleared(&self) -> bool {
+        self.cleared
+    }
+
+    /// Keys set (added or changed) by the request.
+    pub fn set(&self) -> impl Iterator<Item = &str> {
+        self.set.iter().map(String::as_str)
+    }
+
+    /// Keys removed by the request.
+    pub fn removed(&self) -> impl Iterator<Item = &str> {
+        self.removed.iter().map(String::as_str)
+    }
+
+    /// `true` when nothing changed.
+    pub fn is_empty(&self) -> bool {
+        !self.cleared && self.set.is_empty() && self.removed.is_empty()
+    }
+
+    pub(crate) fn record_set(&mut self, key: &str) {
+        self.removed.remove(key);
+        if !self.set.contains(key) {
+            self.set.insert(key.to_owned());
+        }
+    }
+
+    pub(crate) fn record_remove(&mut self, key: &str) {
+        self.set.remove(key);
+        if !self.removed.contains(key) {
+            self.removed.insert(key.to_owned());
+        }
+    }
+
+    pub(crate) fn record_clear(&mut self) {
+        self.set.clear();
+        self.removed.clear();
+        self.cleared = true;
+    }
+
+    /// Puts back changes taken for a save that failed, under newer ones.
+    pub(crate) fn merge_older(&mut self, older: Changes) {
+        if self.cleared {
+            return;
+        }
+        self.cleared = older.cleared;
+        for k in older.set {
+            if !self.removed.contains(&k) {
+                self.set.insert(k);
+            }
+        }
+        for k in older.removed {
+            if !self.set.contains(&k) {
+                self.removed.insert(k);
+            }
+        }
+    }
+}
+
+/// When a record expires: as a moment (for stores that keep deadlines) and as
+/// a time-to-live from now (for stores with TTLs, such as Redis).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expires {
+    pub(crate) at: SystemTime,
+    pub(crate) ttl: Duration,
+}
+
+impl Expires {
+    /// An expiry at `at`, which is `ttl` from now.
+    pub fn new(at: SystemTime, ttl: Duration) -> Self {
+        Self { at, ttl }
+    }
+
+    /// The moment the record expires.
+    pub fn at(&self) -> SystemTime {
+        self.at
+    }
+
+    /// The time left until then, as the layer saw it.
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+}
