@@ -75,3 +75,13 @@ impl<S: Send + Sync> FromRequestParts<S> for Sessions {
             .ok_or(SessionRejection::MissingLayer)
     }
 }
+
+/// Lets handlers return `Result<_, sessio::Error>` and use `?`: the answer is
+/// the error's status ([`Error::status`]) with an empty body, and an ERROR
+/// event is logged (without secrets).
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self, "session error in handler");
+        self.status().into_response()
+    }
+}
