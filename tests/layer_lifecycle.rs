@@ -20,7 +20,7 @@ fn setup() -> (TestStore, Router) {
 
 /// Starts a session with `n = 1` and returns its cookie pair.
 async fn started(app: &Router) -> String {
-    let r = call(&app, "/incr", None).await;
+    let r = call(app, "/incr", None).await;
     r.cookie("id")
         .expect("a new session with data sets a cookie")
 }

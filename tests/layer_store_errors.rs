@@ -1,0 +1,149 @@
+//! Store failures become the error handler's response (SECURITY G32, G33, F28, G35).
+
+mod common;
+
+use axum::http::{Response, StatusCode};
+use axum::routing::get;
+use axum::Router;
+use common::*;
+use sessio::store::Store;
+use sessio::{Error, MemoryStore, Session, SessionLayer};
+
+fn setup() -> (TestStore, Router) {
+    let store = TestStore::new(MemoryStore::new());
+    let app = routes().layer(SessionLayer::new(store.clone(), key()));
+    (store, app)
+}
+
+// SECURITY G32: a failed load is an opaque 503 (unreachable) or 500, never an
+// empty session that looks logged out; the handler does not run.
+#[tokio::test(flavor = "current_thread")]
+async fn load_failure_is_503_or_500_and_the_handler_does_not_run() {
+    let (store, app) = setup();
+    let cookie = call(&app, "/incr", None).await.cookie("id").unwrap();
+    store.fail_on("load", Fail::Unavailable);
+    let (logs, _g) = Logs::capture();
+    let r = call(&app, "/incr", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.body, "");
+    assert!(r.set_cookies().is_empty());
+    assert!(logs.text().contains("ERROR"), "{}", logs.text());
+    assert!(!logs.text().contains(&cookie[3..]), "cookie logged");
+    store.fail_on("load", Fail::Broken);
+    let r = call(&app, "/incr", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(store.ops().iter().filter(|o| **o == "update").count(), 0);
+    store.heal();
+    assert_eq!(call(&app, "/read", Some(&cookie)).await.body, "Some(1)");
+}
+
+// SECURITY G33: a failed save is a 5xx with no Set-Cookie and an ERROR event.
+#[tokio::test(flavor = "current_thread")]
+async fn save_failure_sends_no_cookie() {
+    let (store, app) = setup();
+    store.fail_on("create", Fail::Unavailable);
+    let (logs, _g) = Logs::capture();
+    let r = call(&app, "/incr", None).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        r.set_cookies().is_empty(),
+        "cookie for an id that was not stored"
+    );
+    assert!(
+        logs.text().contains("saving the session failed"),
+        "{}",
+        logs.text()
+    );
+    store.heal();
+    let cookie = call(&app, "/incr", None).await.cookie("id").unwrap();
+    store.fail_on("update", Fail::Broken);
+    let r = call(&app, "/incr", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(r.set_cookies().is_empty());
+    store.heal();
+    assert_eq!(
+        call(&app, "/read", Some(&cookie)).await.body,
+        "Some(1)",
+        "stored session intact"
+    );
+}
+
+#[tokio::test]
+async fn custom_error_handler_shapes_the_response() {
+    let store = TestStore::new(MemoryStore::new());
+    let layer = SessionLayer::builder(store.clone(), key())
+        .with_error_handler(|err: &Error| {
+            Response::builder()
+                .status(if err.is_unavailable() {
+                    StatusCode::IM_A_TEAPOT
+                } else {
+                    StatusCode::BAD_GATEWAY
+                })
+                .header("retry-after", "1")
+                .body(())
+                .unwrap()
+        })
+        .build()
+        .unwrap();
+    let app = routes().layer(layer);
+    store.fail_on("create", Fail::Unavailable);
+    let r = call(&app, "/incr", None).await;
+    assert_eq!(r.status, StatusCode::IM_A_TEAPOT);
+    assert_eq!(r.header("retry-after"), Some("1"));
+}
+
+// SECURITY F28 / G35: a slow request that saves after a logout in another
+// request does not bring the session back; the case reaches the error handler.
+#[tokio::test]
+async fn save_after_concurrent_logout_does_not_resurrect() {
+    let store = MemoryStore::new();
+    let raw = store.clone();
+    let app = Router::new()
+        .route(
+            "/slow",
+            get(move |s: Session| {
+                let raw = raw.clone();
+                async move {
+                    // Another request logs out while this one is running.
+                    raw.delete(s.id().unwrap().as_str()).await.unwrap();
+                    s.set("n", 100).unwrap();
+                    "done"
+                }
+            }),
+        )
+        .merge(routes())
+        .layer(SessionLayer::new(store.clone(), key()));
+    let cookie = call(&app, "/incr", None).await.cookie("id").unwrap();
+    let r = call(&app, "/slow", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(r.set_cookies().is_empty());
+    assert_eq!(call(&app, "/read", Some(&cookie)).await.body, "None");
+    assert!(store.is_empty(), "record came back");
+}
+
+#[tokio::test]
+async fn explicit_save_returns_store_errors_to_the_handler() {
+    let store = TestStore::new(MemoryStore::new());
+    let failing = store.clone();
+    let app = Router::new()
+        .route(
+            "/",
+            get(move |s: Session| {
+                let failing = failing.clone();
+                async move {
+                    s.set("a", 1).unwrap();
+                    failing.fail_on("create", Fail::Unavailable);
+                    let err = s.save().await.unwrap_err();
+                    assert!(err.is_unavailable());
+                    failing.heal();
+                    s.save().await.unwrap();
+                    "saved"
+                }
+            }),
+        )
+        .layer(SessionLayer::new(store.clone(), key()));
+    let r = call(&app, "/", None).await;
+    assert_eq!(r.body, "saved");
+    assert_eq!(r.set_cookies().len(), 1);
+    assert_eq!(store.ops(), vec!["create", "create"]);
+}

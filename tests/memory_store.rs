@@ -1,0 +1,92 @@
+//! MemoryStore specifics: bounded memory under churn, id collisions.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use sessio::clock::ManualClock;
+use sessio::store::{Expires, Record, Store};
+use sessio::{Id, MemoryStore};
+
+fn expires(clock: &ManualClock, secs: u64) -> Expires {
+    let ttl = Duration::from_secs(secs);
+    Expires::new(sessio::clock::Clock::now(clock) + ttl, ttl)
+}
+
+// Churn: 100k sessions created over time, each living 60 s. The store must
+// not hold more than a small multiple of the live ones.
+#[tokio::test]
+async fn memory_does_not_grow_without_bound_under_churn() {
+    let clock = ManualClock::new(UNIX_EPOCH + Duration::from_secs(1_000_000));
+    let store = MemoryStore::with_clock(clock.clone());
+    let mut peak = 0;
+    for _ in 0..100 {
+        for _ in 0..1000 {
+            store
+                .create(&Record::new(), expires(&clock, 60))
+                .await
+                .unwrap();
+        }
+        // 1000 new sessions every 30 s: about 2000 alive at any time.
+        clock.advance(Duration::from_secs(30));
+        peak = peak.max(store.len());
+    }
+    assert!(
+        peak <= 8 * 2000,
+        "store held {peak} records for ~2000 live sessions"
+    );
+    clock.advance(Duration::from_secs(61));
+    store.sweep();
+    assert_eq!(store.len(), 0);
+}
+
+// SECURITY A2: a forced id collision never overwrites; another id is minted.
+#[tokio::test]
+async fn id_collision_mints_another_id() {
+    let fixed = Id::generate();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let c = calls.clone();
+    let store = MemoryStore::new().with_id_generator(move || {
+        // The first two calls return the same id, then fresh ones.
+        if c.fetch_add(1, Ordering::SeqCst) < 2 {
+            fixed.clone()
+        } else {
+            Id::generate()
+        }
+    });
+    let ttl = Duration::from_secs(60);
+    let e = Expires::new(std::time::SystemTime::now() + ttl, ttl);
+    let mut first = Record::new();
+    first.insert("owner", "first".into());
+    let a = store.create(&first, e).await.unwrap();
+    let b = store.create(&Record::new(), e).await.unwrap();
+    assert_ne!(a, b);
+    assert_eq!(calls.load(Ordering::SeqCst), 3);
+    assert_eq!(
+        store.load(&a).await.unwrap(),
+        Some(first),
+        "first record overwritten"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_use_from_many_tasks() {
+    let store = MemoryStore::new();
+    let ttl = Duration::from_secs(60);
+    let e = Expires::new(std::time::SystemTime::now() + ttl, ttl);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..500 {
+                let v = s.create(&Record::new(), e).await.unwrap();
+                assert!(s.load(&v).await.unwrap().is_some());
+                s.delete(&v).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(store.is_empty());
+}
