@@ -357,3 +357,57 @@ async fn debug_output_is_redacted() {
     let layer = SessionLayer::new(MemoryStore::new(), key());
     assert!(!format!("{layer:?}").contains("7, 7"));
 }
+
+// SECURITY A3: an unknown id (validly signed, but not in the store) yields a
+// fresh session with a WARN, no store write until something is set, and then
+// a new id: a client never picks its id.
+#[tokio::test(flavor = "current_thread")]
+async fn unknown_id_gets_a_fresh_session_with_a_new_id() {
+    let elsewhere = app_with(SessionLayer::new(MemoryStore::new(), key()));
+    let foreign = started(&elsewhere).await;
+    let store = TestStore::new(MemoryStore::new());
+    let app = routes().layer(SessionLayer::new(store.clone(), key()));
+    let (logs, _g) = Logs::capture();
+    let r = call(&app, "/read", Some(&foreign)).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "None"));
+    assert!(r.set_cookies().is_empty());
+    assert_eq!(store.take_ops(), vec!["load"], "no write for an unknown id");
+    assert!(logs.text().contains("WARN"), "{}", logs.text());
+    let r = call(&app, "/incr", Some(&foreign)).await;
+    assert_eq!(store.take_ops(), vec!["load", "create"]);
+    let mine = r.cookie("id").unwrap();
+    assert_ne!(mine, foreign);
+    assert_eq!(call(&app, "/read", Some(&mine)).await.body, "Some(1)");
+}
+
+// SECURITY B7: the removal cookie has an empty value, Max-Age=0, a past
+// Expires, and the same name/path/domain/flags as the cookie it removes.
+#[tokio::test]
+async fn removal_cookie_matches_the_cookie_it_removes() {
+    let layer = SessionLayer::builder(MemoryStore::new(), key())
+        .with_cookie_name("__Secure-s")
+        .with_path("/app")
+        .with_domain("example.com")
+        .with_same_site(SameSite::Strict)
+        .with_partitioned(true)
+        .build()
+        .unwrap();
+    let app = app_with(layer);
+    let r = call(&app, "/incr", None).await;
+    let set = r.set_cookie("__Secure-s").unwrap();
+    let cookie = r.cookie("__Secure-s").unwrap();
+    let removal = call(&app, "/destroy", Some(&cookie))
+        .await
+        .set_cookie("__Secure-s")
+        .unwrap();
+    let (set_value, set_attrs) = set.split_once("; ").unwrap();
+    assert!(set_value.len() > "__Secure-s=".len());
+    assert_eq!(
+        removal,
+        format!("__Secure-s=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; {set_attrs}")
+    );
+    assert_eq!(
+        set_attrs,
+        "Path=/app; Domain=example.com; Secure; HttpOnly; SameSite=Strict; Partitioned"
+    );
+}

@@ -171,3 +171,25 @@ pub fn storage_key(prefix: &str, id: &str) -> String {
     }
     key
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // SECURITY A5: the store key is prefix + SHA-256(id); the id is not in it.
+    #[test]
+    fn storage_key_hides_the_id() {
+        let id = crate::Id::generate();
+        let key = storage_key("session:", id.as_str());
+        assert!(key.starts_with("session:"));
+        assert_eq!(key.len(), "session:".len() + 64);
+        assert!(!key.contains(id.as_str()));
+        assert_eq!(key, storage_key("session:", id.as_str()));
+        assert_ne!(key, storage_key("session:", crate::Id::generate().as_str()));
+        // A known vector: SHA-256("abc").
+        assert_eq!(
+            storage_key("", "abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

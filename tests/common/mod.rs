@@ -238,9 +238,18 @@ impl Reply {
 
 /// Sends a GET with the given `Cookie` header lines.
 pub async fn get_with(app: &Router, path: &str, cookies: &[&str]) -> Reply {
+    let raw: Vec<&[u8]> = cookies.iter().map(|c| c.as_bytes()).collect();
+    get_bytes(app, path, &raw).await
+}
+
+/// Sends a GET with raw `Cookie` header lines (any bytes a header may hold).
+pub async fn get_bytes(app: &Router, path: &str, cookies: &[&[u8]]) -> Reply {
     let mut req = Request::builder().uri(path);
     for c in cookies {
-        req = req.header(header::COOKIE, *c);
+        req = req.header(
+            header::COOKIE,
+            axum::http::HeaderValue::from_bytes(c).unwrap(),
+        );
     }
     send(app, req.body(Body::empty()).unwrap()).await
 }
