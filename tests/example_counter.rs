@@ -1,0 +1,105 @@
+//! Runs the `counter` example binary and talks HTTP to it on loopback.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Server(Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn example(name: &str) -> std::path::PathBuf {
+    // target/<profile>/deps/<test> → target/<profile>/examples/<name>
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        dir.exists(),
+        "example binary missing at {dir:?}: run through `cargo test`"
+    );
+    dir
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One HTTP/1.1 request; returns (status line, headers, body).
+fn http(port: u16, path: &str, cookie: Option<&str>) -> (String, Vec<String>, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let cookie = cookie
+        .map(|c| format!("Cookie: {c}\r\n"))
+        .unwrap_or_default();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{cookie}Connection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = String::new();
+    s.read_to_string(&mut raw).unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    let mut lines = head.lines().map(str::to_owned);
+    let status = lines.next().unwrap();
+    (status, lines.collect(), body.to_owned())
+}
+
+fn set_cookie(headers: &[String]) -> Option<String> {
+    headers.iter().find_map(|h| {
+        let (name, value) = h.split_once(": ")?;
+        name.eq_ignore_ascii_case("set-cookie")
+            .then(|| value.split(';').next().unwrap().to_owned())
+    })
+}
+
+fn start(envs: &[(&str, &str)]) -> (Server, u16) {
+    let port = free_port();
+    let mut cmd = Command::new(example("counter"));
+    cmd.env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let server = Server(cmd.spawn().unwrap());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "counter example did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (server, port)
+}
+
+#[test]
+fn counter_counts_per_session_and_index_leaves_the_session_alone() {
+    let (_server, port) = start(&[("SESSION_KEY", &"ab".repeat(32))]);
+    let (status, headers, _) = http(port, "/", None);
+    assert!(status.contains("200"), "{status}");
+    assert!(set_cookie(&headers).is_none(), "GET / touched the session");
+
+    let (_, headers, body) = http(port, "/incr", None);
+    assert_eq!(body, r#"{"count":0}"#);
+    let cookie = set_cookie(&headers).expect("a new session sets a cookie");
+    for n in 1..=3 {
+        let (_, _, body) = http(port, "/incr", Some(&cookie));
+        assert_eq!(body, format!(r#"{{"count":{n}}}"#));
+    }
+    // Another client starts from zero.
+    let (_, _, body) = http(port, "/incr", None);
+    assert_eq!(body, r#"{"count":0}"#);
+}
