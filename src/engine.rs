@@ -42,10 +42,10 @@ pub(crate) struct Shared<St> {
 enum Write {
     Nothing,
     Create(Record),
+    /// Writes `record`; the changes are the plan's `taken`.
     Update {
         value: String,
         record: Record,
-        changes: Changes,
     },
     Touch(String),
     Reissue(String),
@@ -211,7 +211,6 @@ impl<St: Store> Shared<St> {
             Some(value) if dirty => Write::Update {
                 value,
                 record: st.data.clone(),
-                changes: Changes::default(),
             },
             Some(v) => {
                 let old = st.envelope.map_or(0, |e| e.expires);
@@ -231,14 +230,6 @@ impl<St: Store> Shared<St> {
             return None;
         }
         let taken = std::mem::take(&mut st.changes);
-        let write = match write {
-            Write::Update { value, record, .. } => Write::Update {
-                value,
-                record,
-                changes: taken.clone(),
-            },
-            w => w,
-        };
         st.force_create = false;
         st.refresh = false;
         st.reissue = false;
@@ -275,13 +266,9 @@ impl<St: Store> Shared<St> {
         let value = match &plan.write {
             Write::Nothing | Write::Remove => None,
             Write::Create(record) => Some(self.store.create(record, plan.expires).await?),
-            Write::Update {
-                value,
-                record,
-                changes,
-            } => match self
+            Write::Update { value, record } => match self
                 .store
-                .update(value, record, changes, plan.expires)
+                .update(value, record, &plan.taken, plan.expires)
                 .await?
             {
                 Some(v) => Some(v),
