@@ -30,6 +30,9 @@ pub use layer::{SessionLayer, SessionLayerBuilder};
 pub use service::{ResponseFuture, SessionService};
 pub use session::Session;
 pub use sessions::Sessions;
+#[cfg(feature = "cookie-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cookie-store")))]
+pub use store::CookieStore;
 #[cfg(feature = "memory-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory-store")))]
 pub use store::MemoryStore;

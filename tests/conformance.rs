@@ -9,3 +9,16 @@ async fn memory_store_passes_the_conformance_suite() {
     assert_eq!(report.passed(), 16);
     assert!(report.skipped().is_empty());
 }
+
+#[cfg(feature = "cookie-store")]
+#[tokio::test]
+async fn cookie_store_passes_the_conformance_suite() {
+    use sessio::CookieStore;
+    for store in [CookieStore::new(), CookieStore::signed_only()] {
+        let report = Suite::new(store).client_side().run().await;
+        // The eight scenarios that need a server-side record are skipped;
+        // counting both sides catches a scenario silently dropped.
+        assert_eq!(report.passed(), 8, "{store:?}");
+        assert_eq!(report.skipped().len(), 8, "{store:?}");
+    }
+}

@@ -110,6 +110,15 @@ mod memory;
 #[cfg_attr(docsrs, doc(cfg(feature = "memory-store")))]
 pub use memory::MemoryStore;
 
+// Public so its module docs (what a client-side store cannot do, key
+// rotation, when to choose Redis) are rendered.
+#[cfg(feature = "cookie-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cookie-store")))]
+pub mod cookie;
+#[cfg(feature = "cookie-store")]
+#[cfg_attr(docsrs, doc(cfg(feature = "cookie-store")))]
+pub use cookie::CookieStore;
+
 /// A place to keep sessions. See the [module docs](self) for the contract and
 /// a complete example.
 pub trait Store: Send + Sync + 'static {
