@@ -258,6 +258,25 @@ mod tests {
         assert!(matches!(err, Error::Serialize(_)), "{err:?}");
     }
 
+    // serde_json's default float parsing may miss by one ulp; the crate turns
+    // on its `float_roundtrip` feature so data comes back bit for bit.
+    #[tokio::test]
+    async fn floats_round_trip_exactly() {
+        let s = CookieStore::new();
+        for f in [
+            1.0559953781465763e232_f64,
+            -8.926503565247852e-153,
+            0.1,
+            -0.0,
+        ] {
+            let r: Record = [("f".to_owned(), json!(f))].into_iter().collect();
+            let v = s.create(&r, expires()).await.unwrap();
+            let back = s.load(&v).await.unwrap().unwrap();
+            let got = back.get("f").and_then(Value::as_f64).unwrap();
+            assert_eq!(got.to_bits(), f.to_bits(), "{f:e} came back as {got:e}");
+        }
+    }
+
     #[tokio::test]
     async fn load_of_non_objects_is_none() {
         let s = CookieStore::new();
