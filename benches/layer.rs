@@ -4,6 +4,9 @@
 //! `cargo bench --bench layer`. The numbers are per request, CPU only (no
 //! sockets); BENCHMARKS.md has the loopback load comparison.
 
+// criterion_group! defines an undocumented `pub fn benches`.
+#![allow(missing_docs)]
+
 use std::convert::Infallible;
 use std::hint::black_box;
 
