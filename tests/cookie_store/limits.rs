@@ -52,12 +52,10 @@ async fn oversized_payload_is_the_error_handlers_5xx_without_set_cookie() {
         );
 
         for existing in [None, Some(cookie.as_str())] {
-            let logs = Logs::default();
-            let reply = {
-                let _guard = logs.capture();
-                let big = json!("y".repeat(5000));
-                send_with(&layer, "/set", existing, Some(big)).await
-            };
+            let (logs, guard) = Logs::capture();
+            let big = json!("y".repeat(5000));
+            let reply = send_with(&layer, "/set", existing, Some(big)).await;
+            drop(guard);
             assert_eq!(reply.status, TOO_LARGE, "{store:?}: {reply:?}");
             assert!(reply.set_cookie.is_none(), "{store:?}: {reply:?}");
             let text = logs.text();

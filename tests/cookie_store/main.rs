@@ -3,8 +3,6 @@
 //! sleeps.
 
 use std::convert::Infallible;
-use std::io;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -16,6 +14,10 @@ use sessio::clock::ManualClock;
 use sessio::{CookieStore, Expiry, Key, Session, SessionLayer};
 use tower::ServiceExt;
 
+use common::Logs;
+
+#[path = "../common/mod.rs"]
+mod common;
 mod keys;
 mod limits;
 mod props;
@@ -195,35 +197,4 @@ async fn counted(store: CookieStore) -> (SessionLayer<CookieStore>, ManualClock,
     // Control: the untampered cookie opens, so "fresh" below means rejected.
     assert_eq!(send(&layer, "/read", Some(&pair)).await.n(), Some(1));
     (layer, clock, pair)
-}
-
-/// Collects what `tracing` logs on this thread while the guard lives.
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Logs {
-    fn capture(&self) -> tracing::subscriber::DefaultGuard {
-        let sink = self.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_ansi(false)
-            .with_writer(move || sink.clone())
-            .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("lock")).into_owned()
-    }
-}
-
-impl io::Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
 }

@@ -121,11 +121,9 @@ async fn oversized_incoming_cookie_is_dropped_before_any_crypto() {
         let grown = B64.encode(&raw);
         assert_eq!(name.len() + grown.len(), len);
         let cookie = format!("{name}={grown}");
-        let logs = Logs::default();
-        let reply = {
-            let _guard = logs.capture();
-            send(&layer, "/read", Some(&cookie)).await
-        };
+        let (logs, guard) = Logs::capture();
+        let reply = send(&layer, "/read", Some(&cookie)).await;
+        drop(guard);
         reply.assert_fresh(&format!("{len} bytes"));
         let text = logs.text();
         let reason = if too_large {
