@@ -5,7 +5,8 @@
 //! curl -c jar -b jar localhost:3000/incr # {"count":0}, then 1, 2, ...
 //! ```
 //!
-//! Environment: `PORT` (default 3000), `STORE` (`memory`, the default),
+//! Environment: `PORT` (default 3000), `STORE` (`memory`, the default, or
+//! `cookie`: the whole session sealed in the cookie, no server state),
 //! `SESSION_KEY` (hex or base64 of at least 32 bytes; generated when unset, so
 //! sessions do not survive a restart).
 
@@ -15,7 +16,7 @@ use axum::response::Html;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Value};
-use sessio::{Key, MemoryStore, Session, SessionLayer, Store};
+use sessio::{CookieStore, Key, MemoryStore, Session, SessionLayer, Store};
 
 async fn incr(session: Session) -> Result<Json<Value>, sessio::Error> {
     let count: u64 = session.get("count")?.unwrap_or(0);
@@ -67,7 +68,8 @@ async fn main() {
     let store = std::env::var("STORE").unwrap_or_else(|_| "memory".into());
     let app = match store.as_str() {
         "memory" => app(MemoryStore::new(), key),
-        other => panic!("STORE={other}: expected memory"),
+        "cookie" => app(CookieStore::new(), key),
+        other => panic!("STORE={other}: expected memory or cookie"),
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
