@@ -216,3 +216,24 @@ proptest! {
         }
     }
 }
+
+// SECURITY C14: tags are compared in constant time. Timing cannot be asserted
+// reliably in a test, so this guards the code: the only tag comparison is
+// hmac's `verify_slice` (constant-time), AES-GCM checks its own tag, and no
+// `==`/`!=` or slice comparison touches a tag in this module.
+#[test]
+fn tag_comparison_is_constant_time() {
+    let src = include_str!("mod.rs");
+    assert_eq!(src.matches(".verify_slice(").count(), 1);
+    // Comparing a tag's public length is fine; comparing its bytes is not.
+    let code = src.lines().filter(|l| !l.trim_start().starts_with("//"));
+    for line in code.filter(|l| l.contains("tag") && !l.contains(".len()")) {
+        assert!(
+            !line.contains("==") && !line.contains("!=") && !line.contains(".eq("),
+            "non-constant-time comparison on a tag: {line}"
+        );
+    }
+    // Keys compare with subtle's ct_eq.
+    let key_src = include_str!("../key.rs");
+    assert!(key_src.contains("ct_eq(&other.signing)"));
+}
