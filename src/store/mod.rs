@@ -119,6 +119,17 @@ pub mod cookie;
 #[cfg_attr(docsrs, doc(cfg(feature = "cookie-store")))]
 pub use cookie::CookieStore;
 
+#[cfg(feature = "redis")]
+mod redis;
+/// The deadpool-redis crate [`RedisStore`] is built on, re-exported so that a
+/// pool you build for [`RedisStore::new`] comes from the same version.
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use deadpool_redis;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::{RedisStore, RedisStoreBuilder};
+
 /// A place to keep sessions. See the [module docs](self) for the contract and
 /// a complete example.
 pub trait Store: Send + Sync + 'static {

@@ -1,0 +1,159 @@
+//! [`RedisStoreBuilder`]: prefix, timeouts, pool size.
+
+use std::fmt;
+use std::time::Duration;
+
+use deadpool_redis::{PoolConfig, Runtime};
+
+use super::conn::{Backend, Timeouts};
+use super::{IdSource, RedisStore};
+use crate::error::{ConfigError, Error};
+use crate::id::Id;
+
+const DEFAULT_PREFIX: &str = "session:";
+
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Configures a [`RedisStore`]; see [`RedisStore::builder`].
+///
+/// Finish with [`connect`](Self::connect) (a URL) or [`build`](Self::build)
+/// (a pool you made), or their cluster forms.
+pub struct RedisStoreBuilder {
+    pub(super) prefix: String,
+    pub(super) timeouts: Timeouts,
+    pool_size: Option<usize>,
+    pub(super) ids: Box<IdSource>,
+}
+
+impl Default for RedisStoreBuilder {
+    fn default() -> Self {
+        Self {
+            prefix: DEFAULT_PREFIX.to_owned(),
+            timeouts: Timeouts {
+                connect: DEFAULT_TIMEOUT,
+                command: DEFAULT_TIMEOUT,
+            },
+            pool_size: None,
+            ids: Box::new(Id::generate),
+        }
+    }
+}
+
+impl RedisStoreBuilder {
+    /// The prefix of every key the store writes. Default `session:`.
+    #[must_use]
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// How long an operation may wait for a pooled connection, dialling a new
+    /// one included. Default 1 s.
+    #[must_use]
+    pub fn with_connect_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.connect = timeout;
+        self
+    }
+
+    /// How long one command may take once sent. Default 1 s.
+    #[must_use]
+    pub fn with_command_timeout(mut self, timeout: Duration) -> Self {
+        self.timeouts.command = timeout;
+        self
+    }
+
+    /// The most connections the pool opens, at least 1 (0 counts as 1). Used
+    /// by the `connect` forms; a pool you pass to `build` keeps its own size.
+    /// Default deadpool's: four per CPU core.
+    #[must_use]
+    pub fn with_pool_size(mut self, size: usize) -> Self {
+        self.pool_size = Some(size.max(1));
+        self
+    }
+
+    /// Replaces the id generator. Meant for tests that force id collisions;
+    /// production code keeps the default CSPRNG ids.
+    #[must_use]
+    pub fn with_id_generator(mut self, ids: impl Fn() -> Id + Send + Sync + 'static) -> Self {
+        self.ids = Box::new(ids);
+        self
+    }
+
+    /// The store over `pool`. Fails only for a zero timeout.
+    pub fn build(self, pool: deadpool_redis::Pool) -> Result<RedisStore, Error> {
+        self.finish(Backend::Single(pool))
+    }
+
+    /// The store on the Redis at `url`, over a new pool that connects lazily.
+    /// Fails for a zero timeout or a URL that does not parse (the error does
+    /// not contain the URL).
+    pub fn connect(self, url: &str) -> Result<RedisStore, Error> {
+        install_crypto_provider();
+        let mut config = deadpool_redis::Config::from_url(url);
+        config.pool = self.pool_size.map(PoolConfig::new);
+        let pool = config
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(Error::store)?;
+        self.build(pool)
+    }
+
+    /// The store over a Redis Cluster `pool`. Fails only for a zero timeout.
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub fn build_cluster(self, pool: deadpool_redis::cluster::Pool) -> Result<RedisStore, Error> {
+        self.finish(Backend::Cluster(pool))
+    }
+
+    /// The store on the Redis Cluster reached through any of `urls`, over a
+    /// new pool that connects lazily. Fails as [`connect`](Self::connect) does.
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub fn connect_cluster<I, S>(self, urls: I) -> Result<RedisStore, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        install_crypto_provider();
+        let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
+        let mut config = deadpool_redis::cluster::Config::from_urls(urls);
+        config.pool = self.pool_size.map(PoolConfig::new);
+        let pool = config
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(Error::store)?;
+        self.build_cluster(pool)
+    }
+
+    fn finish(self, backend: Backend) -> Result<RedisStore, Error> {
+        if self.timeouts.connect.is_zero() {
+            return Err(ConfigError::ZeroDuration("the redis connect timeout").into());
+        }
+        if self.timeouts.command.is_zero() {
+            return Err(ConfigError::ZeroDuration("the redis command timeout").into());
+        }
+        Ok(RedisStore::from_parts(backend, self))
+    }
+}
+
+/// rustls needs one process-wide crypto provider. With only ours (ring)
+/// compiled in it would pick it by itself; when the application also compiles
+/// another and has not chosen, pick ring now rather than let the first
+/// `rediss://` connection panic. An application that installs its own
+/// provider first keeps it.
+fn install_crypto_provider() {
+    #[cfg(feature = "redis-tls")]
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err means another thread installed one first; that one stays.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
+}
+
+impl fmt::Debug for RedisStoreBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStoreBuilder")
+            .field("prefix", &self.prefix)
+            .field("connect_timeout", &self.timeouts.connect)
+            .field("command_timeout", &self.timeouts.command)
+            .field("pool_size", &self.pool_size)
+            .finish_non_exhaustive()
+    }
+}

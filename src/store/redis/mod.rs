@@ -1,0 +1,296 @@
+//! [`RedisStore`]: sessions in Redis (or a Redis Cluster) over a deadpool-redis pool.
+
+use std::fmt;
+use std::sync::Arc;
+
+use deadpool_redis::redis::{self, Value};
+
+use super::{storage_key, Changes, Expires, Record, Store};
+use crate::error::Error;
+use crate::id::{self, Id};
+
+mod builder;
+mod conn;
+mod format;
+mod scripts;
+
+pub use builder::RedisStoreBuilder;
+use conn::{Backend, Request, Timeouts};
+use scripts::{scripts, ttl_ms};
+
+/// How many fresh ids `create` tries before giving up; with 128-bit random
+/// ids a second attempt already means something is wrong.
+const CREATE_ATTEMPTS: usize = 8;
+
+type IdSource = dyn Fn() -> Id + Send + Sync;
+
+/// Sessions in Redis, shared by every server that talks to the same Redis.
+///
+/// ```no_run
+/// use sessio::{Key, RedisStore, SessionLayer};
+///
+/// # fn main() -> Result<(), sessio::Error> {
+/// // The pool connects lazily: nothing is dialled until the first request.
+/// let store = RedisStore::connect("redis://127.0.0.1:6379")?;
+/// let layer = SessionLayer::new(store, Key::generate());
+/// # let _ = layer;
+/// # Ok(()) }
+/// ```
+///
+/// Customised with the [builder](Self::builder). The password, the ACL user
+/// and the database number come from the URL
+/// (`redis://user:password@host:6379/2`, or
+/// `redis+unix:///run/redis.sock?db=2&user=u&pass=p`); `rediss://` needs the
+/// `redis-tls` feature. Go's `redis.NewStore(size, "tcp", addr, password, keys...)`
+/// becomes:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use sessio::{Key, RedisStore, SessionLayer};
+///
+/// # fn main() -> Result<(), sessio::Error> {
+/// let store = RedisStore::builder()
+///     .with_pool_size(10)
+///     .with_prefix("myapp:session:")
+///     .with_connect_timeout(Duration::from_millis(500))
+///     .with_command_timeout(Duration::from_millis(250))
+///     .connect("redis://:password@127.0.0.1:6379/0")?;
+/// assert_eq!(store.prefix(), "myapp:session:");
+/// let layer = SessionLayer::new(store, Key::generate());
+/// # let _ = layer;
+/// # Ok(()) }
+/// ```
+///
+/// A pool you already have is used as it is ([`new`](Self::new),
+/// [`RedisStoreBuilder::build`]); deadpool-redis is re-exported as
+/// [`sessio::store::deadpool_redis`](crate::store::deadpool_redis) so its
+/// version matches.
+///
+/// # Layout and round trips
+///
+/// Each session is one Redis hash under `prefix` + hex SHA-256 of the id
+/// ([`storage_key`]), so a dump of Redis holds no usable session ids. The hash
+/// has one field per session key holding the value's JSON, plus a reserved
+/// version field (`\0v` = `1`) so the format can change later. Redis keeps the
+/// TTL, equal to the cookie's expiry.
+///
+/// - loading is one `HGETALL`; a session the handler never touches costs
+///   nothing;
+/// - saving is one script (`EVALSHA`): creation only where the key does not
+///   exist (on a collision a new id is minted), an update only where the
+///   record still exists, so a request that finishes after a logout or
+///   `cycle_id` never brings the old session back;
+/// - extending the TTL is one `PEXPIRE`, deleting one `DEL`.
+///
+/// deadpool-redis checks a pooled connection with `PING` when it hands it
+/// out again; that is the pool's health check, not session traffic.
+///
+/// # Concurrent requests
+///
+/// An update writes only the keys the request changed. Two requests on one
+/// session that change *different* keys both keep their change; two that
+/// change the *same* key: the last write wins. Clearing the session replaces
+/// everything, as of that request.
+///
+/// # Faults
+///
+/// Every operation runs within the connect timeout (getting a connection)
+/// and the command timeout (the command itself), 1 s each by default. When
+/// Redis is unreachable or slow, requests that need their session fail with
+/// [`Error::StoreUnavailable`] (a 503 from the layer, no `Set-Cookie`) within
+/// those bounds, and succeed again once Redis is back, without a restart. A
+/// connection whose command was cut off, by a timeout or because the request
+/// was dropped, is closed instead of going back to the pool, so no later
+/// request can read a reply meant for another.
+///
+/// # Redis Cluster
+///
+/// With the `redis-cluster` feature, [`connect_cluster`](Self::connect_cluster)
+/// and [`cluster`](Self::cluster) run the same store on a cluster. A session
+/// is one key, so it lives in one slot, and every script touches only that key.
+#[derive(Clone)]
+pub struct RedisStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    prefix: String,
+    timeouts: Timeouts,
+    ids: Box<IdSource>,
+}
+
+impl RedisStore {
+    /// A store over `pool`, with the default prefix (`session:`) and timeouts
+    /// (1 s to get a connection, 1 s per command).
+    pub fn new(pool: deadpool_redis::Pool) -> Self {
+        Self::from_parts(Backend::Single(pool), RedisStoreBuilder::default())
+    }
+
+    /// A store on the Redis at `url`, with the defaults of [`new`](Self::new)
+    /// and deadpool's default pool size. Connects lazily: a Redis that is down
+    /// now answers 503s until it is up, and this does not fail.
+    ///
+    /// Fails only for a URL that does not parse (the error does not contain
+    /// the URL).
+    pub fn connect(url: &str) -> Result<Self, Error> {
+        Self::builder().connect(url)
+    }
+
+    /// A store over a Redis Cluster `pool`, with the defaults of [`new`](Self::new).
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub fn cluster(pool: deadpool_redis::cluster::Pool) -> Self {
+        Self::from_parts(Backend::Cluster(pool), RedisStoreBuilder::default())
+    }
+
+    /// A store on the Redis Cluster reached through any of `urls` (the other
+    /// nodes are discovered), with the defaults of [`connect`](Self::connect).
+    #[cfg(feature = "redis-cluster")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
+    pub fn connect_cluster<I, S>(urls: I) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::builder().connect_cluster(urls)
+    }
+
+    /// A builder for a customised store.
+    pub fn builder() -> RedisStoreBuilder {
+        RedisStoreBuilder::default()
+    }
+
+    /// The prefix of every key this store writes.
+    pub fn prefix(&self) -> &str {
+        &self.inner.prefix
+    }
+
+    fn from_parts(backend: Backend, b: RedisStoreBuilder) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                backend,
+                prefix: b.prefix,
+                timeouts: b.timeouts,
+                ids: b.ids,
+            }),
+        }
+    }
+
+    fn key(&self, id: &str) -> String {
+        storage_key(&self.inner.prefix, id)
+    }
+
+    async fn run<T: redis::FromRedisValue>(&self, request: Request<'_>) -> Result<T, Error> {
+        self.inner.backend.run(self.inner.timeouts, request).await
+    }
+}
+
+fn cmd(name: &str, key: &str) -> redis::Cmd {
+    let mut cmd = redis::cmd(name);
+    cmd.arg(key);
+    cmd
+}
+
+impl Store for RedisStore {
+    async fn create(&self, record: &Record, expires: Expires) -> Result<String, Error> {
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = (self.inner.ids)();
+            let key = self.key(id.as_str());
+            let call = scripts().create(&key, record, expires.ttl())?;
+            match self.run::<i64>(Request::Script(call)).await? {
+                1 => return Ok(id.as_str().to_owned()),
+                // SECURITY A2: never overwrite; mint another id.
+                0 => tracing::warn!("session id collision in redis store; minting another id"),
+                _ => return Err(Error::store(Failure::UnexpectedReply)),
+            }
+        }
+        Err(Error::store(Failure::NoFreeId))
+    }
+
+    async fn load(&self, value: &str) -> Result<Option<Record>, Error> {
+        // SECURITY A4: malformed values never reach Redis.
+        if !id::is_valid(value) {
+            return Ok(None);
+        }
+        let reply: Value = self
+            .run(Request::Cmd(cmd("HGETALL", &self.key(value))))
+            .await?;
+        format::decode(reply).map_err(Error::store)
+    }
+
+    async fn update(
+        &self,
+        value: &str,
+        record: &Record,
+        changes: &Changes,
+        expires: Expires,
+    ) -> Result<Option<String>, Error> {
+        if !id::is_valid(value) {
+            return Ok(None);
+        }
+        let key = self.key(value);
+        let call = scripts().update(&key, record, changes, expires.ttl())?;
+        match self.run::<i64>(Request::Script(call)).await? {
+            1 => Ok(Some(value.to_owned())),
+            // SECURITY F28: deleted or expired; nothing was written.
+            0 => Ok(None),
+            _ => Err(Error::store(Failure::UnexpectedReply)),
+        }
+    }
+
+    async fn touch(&self, value: &str, expires: Expires) -> Result<bool, Error> {
+        if !id::is_valid(value) {
+            return Ok(false);
+        }
+        let mut pexpire = cmd("PEXPIRE", &self.key(value));
+        pexpire.arg(ttl_ms(expires.ttl()));
+        match self.run::<i64>(Request::Cmd(pexpire)).await? {
+            1 => Ok(true),
+            0 => Ok(false),
+            _ => Err(Error::store(Failure::UnexpectedReply)),
+        }
+    }
+
+    async fn delete(&self, value: &str) -> Result<(), Error> {
+        if !id::is_valid(value) {
+            return Ok(());
+        }
+        let _deleted: i64 = self.run(Request::Cmd(cmd("DEL", &self.key(value)))).await?;
+        Ok(())
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The pool's own Debug would show the connection info, password included.
+        let (kind, size, available) = self.inner.backend.status();
+        f.debug_struct("RedisStore")
+            .field("backend", &kind)
+            .field("prefix", &self.inner.prefix)
+            .field("connect_timeout", &self.inner.timeouts.connect)
+            .field("command_timeout", &self.inner.timeouts.command)
+            .field("pool_size", &size)
+            .field("pool_available", &available)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What went wrong inside the store, kept as the `source()` of [`Error`].
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("timed out getting a redis connection")]
+    ConnectTimeout,
+    #[error("redis command timed out")]
+    CommandTimeout,
+    #[error("no redis connection available")]
+    PoolUnavailable,
+    #[error("unexpected reply from redis")]
+    UnexpectedReply,
+    #[error("unreadable session record in redis")]
+    Corrupt,
+    #[error("session record in an unknown format version")]
+    UnknownVersion,
+    #[error("could not mint an unused session id")]
+    NoFreeId,
+}

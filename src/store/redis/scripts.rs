@@ -1,0 +1,107 @@
+//! The Lua scripts that save a session in one round trip each.
+//!
+//! Each script touches only `KEYS[1]`, the session's own hash, so it runs on
+//! a Redis Cluster too (one session, one slot). They are sent with `EVALSHA`;
+//! a server that has not seen a script yet answers `NOSCRIPT` and the script
+//! is loaded once.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use deadpool_redis::redis::{Script, ScriptInvocation};
+
+use super::format::{field, VERSION, VERSION_FIELD};
+use crate::error::Error;
+use crate::store::{Changes, Record};
+
+/// Creates the hash only if the key does not exist; answers 1 or 0.
+const CREATE: &str = include_str!("create.lua");
+/// Applies changes only if the record exists; answers 1 or 0.
+const UPDATE: &str = include_str!("update.lua");
+
+/// The longest TTL sent to Redis (about 285,000 years): beyond any session,
+/// far below where `PEXPIRE` overflows.
+const MAX_TTL_MS: u64 = 1 << 53;
+
+pub(super) struct Scripts {
+    create: Script,
+    update: Script,
+}
+
+pub(super) fn scripts() -> &'static Scripts {
+    static SCRIPTS: OnceLock<Scripts> = OnceLock::new();
+    SCRIPTS.get_or_init(|| Scripts {
+        create: Script::new(CREATE),
+        update: Script::new(UPDATE),
+    })
+}
+
+/// The TTL in milliseconds, at least 1 (a zero `PEXPIRE` would delete the
+/// record the script just wrote) and at most [`MAX_TTL_MS`].
+pub(super) fn ttl_ms(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis())
+        .unwrap_or(u64::MAX)
+        .clamp(1, MAX_TTL_MS)
+}
+
+fn json(value: &serde_json::Value) -> Result<String, Error> {
+    serde_json::to_string(value).map_err(Error::serialize)
+}
+
+impl Scripts {
+    /// `create.lua` for `record` under `key`.
+    pub(super) fn create(
+        &self,
+        key: &str,
+        record: &Record,
+        ttl: Duration,
+    ) -> Result<ScriptInvocation<'_>, Error> {
+        let mut call = self.create.key(key);
+        call.arg(ttl_ms(ttl)).arg(VERSION_FIELD).arg(VERSION);
+        for (k, v) in record.iter() {
+            call.arg(field(k).as_ref()).arg(json(v)?);
+        }
+        Ok(call)
+    }
+
+    /// `update.lua` applying `changes` to the record under `key`, with the
+    /// values of the keys set taken from `record`.
+    pub(super) fn update(
+        &self,
+        key: &str,
+        record: &Record,
+        changes: &Changes,
+        ttl: Duration,
+    ) -> Result<ScriptInvocation<'_>, Error> {
+        let mut call = self.update.key(key);
+        let removed: Vec<&str> = changes.removed().collect();
+        call.arg(ttl_ms(ttl))
+            .arg(VERSION_FIELD)
+            .arg(VERSION)
+            .arg(if changes.cleared() { "1" } else { "0" })
+            .arg(removed.len());
+        for k in removed {
+            call.arg(field(k).as_ref());
+        }
+        for k in changes.set() {
+            // A key listed as set but missing from the record was removed
+            // later in the request; `Record::apply` skips it the same way.
+            if let Some(v) = record.get(k) {
+                call.arg(field(k).as_ref()).arg(json(v)?);
+            }
+        }
+        Ok(call)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ttl_is_clamped_not_wrapped() {
+        assert_eq!(ttl_ms(Duration::ZERO), 1);
+        assert_eq!(ttl_ms(Duration::from_secs(2)), 2000);
+        assert_eq!(ttl_ms(Duration::MAX), MAX_TTL_MS);
+    }
+}
