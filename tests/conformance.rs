@@ -3,6 +3,9 @@
 use sessio::test_util::Suite;
 use sessio::MemoryStore;
 
+#[cfg(feature = "redis")]
+mod support;
+
 #[tokio::test]
 async fn memory_store_passes_the_conformance_suite() {
     let report = Suite::new(MemoryStore::new()).run().await;
@@ -21,4 +24,31 @@ async fn cookie_store_passes_the_conformance_suite() {
         assert_eq!(report.passed(), 8, "{store:?}");
         assert_eq!(report.skipped().len(), 8, "{store:?}");
     }
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_store_passes_the_conformance_suite() {
+    let server = support::redis::RedisServer::start();
+    let store = sessio::RedisStore::connect(&server.url()).expect("store");
+    let report = Suite::new(store).run().await;
+    assert_eq!(report.passed(), 16);
+    assert!(report.skipped().is_empty());
+}
+
+#[cfg(feature = "redis-cluster")]
+#[tokio::test]
+async fn redis_cluster_store_passes_the_conformance_suite() {
+    let cluster = support::redis::RedisCluster::start();
+    let store = sessio::RedisStore::connect_cluster(cluster.urls()).expect("store");
+    let report = Suite::new(store.clone()).run().await;
+    assert_eq!(report.passed(), 16);
+    assert!(report.skipped().is_empty());
+    // The sessions spread over the masters: each key lives in its own slot.
+    let holding = cluster
+        .nodes()
+        .iter()
+        .filter(|n| n.cli(&["DBSIZE"]) != "0")
+        .count();
+    assert!(holding >= 2, "all sessions landed on one master");
 }
