@@ -88,7 +88,7 @@ impl RedisStoreBuilder {
     /// Fails for a zero timeout or a URL that does not parse (the error does
     /// not contain the URL).
     pub fn connect(self, url: &str) -> Result<RedisStore, Error> {
-        install_crypto_provider();
+        install_crypto_provider(url);
         let mut config = deadpool_redis::Config::from_url(url);
         config.pool = self.pool_size.map(PoolConfig::new);
         let pool = config
@@ -113,8 +113,8 @@ impl RedisStoreBuilder {
         I: IntoIterator<Item = S>,
         S: Into<String>,
     {
-        install_crypto_provider();
         let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
+        urls.iter().for_each(|url| install_crypto_provider(url));
         let mut config = deadpool_redis::cluster::Config::from_urls(urls);
         config.pool = self.pool_size.map(PoolConfig::new);
         let pool = config
@@ -139,9 +139,12 @@ impl RedisStoreBuilder {
 /// another and has not chosen, pick ring now rather than let the first
 /// `rediss://` connection panic. An application that installs its own
 /// provider first keeps it.
-fn install_crypto_provider() {
+#[cfg_attr(not(feature = "redis-tls"), allow(unused_variables))]
+fn install_crypto_provider(url: &str) {
     #[cfg(feature = "redis-tls")]
-    if rustls::crypto::CryptoProvider::get_default().is_none() {
+    if (url.starts_with("rediss:") || url.starts_with("valkeys:"))
+        && rustls::crypto::CryptoProvider::get_default().is_none()
+    {
         // Err means another thread installed one first; that one stays.
         let _ = rustls::crypto::ring::default_provider().install_default();
     }
