@@ -25,6 +25,7 @@ const CREATE_ATTEMPTS: usize = 8;
 type IdSource = dyn Fn() -> Id + Send + Sync;
 
 /// Sessions in Redis, shared by every server that talks to the same Redis.
+/// Clones share one pool.
 ///
 /// ```no_run
 /// use sessio::{Key, RedisStore, SessionLayer};
@@ -102,6 +103,14 @@ type IdSource = dyn Fn() -> Id + Send + Sync;
 /// connection whose command was cut off, by a timeout or because the request
 /// was dropped, is closed instead of going back to the pool, so no later
 /// request can read a reply meant for another.
+///
+/// # TLS
+///
+/// With the `redis-tls` feature, `rediss://` URLs connect over TLS (rustls,
+/// with the ring provider unless the application installed another one
+/// first). The server's certificate is verified against the system's roots;
+/// `SSL_CERT_FILE` or `SSL_CERT_DIR` replace them, e.g. with a private CA.
+/// Client certificates cannot be given in a URL.
 ///
 /// # Redis Cluster
 ///
