@@ -4,7 +4,7 @@ use sessio::test_util::Suite;
 use sessio::MemoryStore;
 
 #[cfg(feature = "redis")]
-mod support;
+mod common;
 
 #[tokio::test]
 async fn memory_store_passes_the_conformance_suite() {
@@ -29,7 +29,7 @@ async fn cookie_store_passes_the_conformance_suite() {
 #[cfg(feature = "redis")]
 #[tokio::test]
 async fn redis_store_passes_the_conformance_suite() {
-    let server = support::redis::RedisServer::start();
+    let server = common::redis::RedisServer::start();
     let store = sessio::RedisStore::connect(&server.url()).expect("store");
     let report = Suite::new(store).run().await;
     assert_eq!(report.passed(), 16);
@@ -39,7 +39,7 @@ async fn redis_store_passes_the_conformance_suite() {
 #[cfg(feature = "redis-cluster")]
 #[tokio::test]
 async fn redis_cluster_store_passes_the_conformance_suite() {
-    let cluster = support::redis::RedisCluster::start();
+    let cluster = common::redis::RedisCluster::start();
     let store = sessio::RedisStore::connect_cluster(cluster.urls()).expect("store");
     let report = Suite::new(store.clone()).run().await;
     assert_eq!(report.passed(), 16);

@@ -1,19 +1,19 @@
 //! RedisStore when Redis dies, hangs or a request is cut off (SECURITY F31,
 //! G32-G34).
 
-mod support;
+mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
+use common::redis::{app, RedisServer};
+use common::{call, key, Reply};
 use http::StatusCode;
 use serde_json::json;
 use sessio::store::deadpool_redis::{Config, PoolConfig, Runtime};
 use sessio::store::{Expires, Record, Store};
-use sessio::{Key, RedisStore, SessionLayer};
-use support::app::{app, send, Reply};
-use support::redis::RedisServer;
+use sessio::{RedisStore, SessionLayer};
 use tokio::sync::Barrier;
 
 const TIMEOUT: Duration = Duration::from_millis(300);
@@ -30,7 +30,7 @@ fn store(url: &str) -> RedisStore {
 }
 
 fn layer(store: RedisStore) -> SessionLayer<RedisStore> {
-    SessionLayer::new(store, Key::from_bytes(&[9; 32]).expect("key"))
+    SessionLayer::new(store, key())
 }
 
 fn expires_in(secs: u64) -> Expires {
@@ -44,7 +44,7 @@ fn record(who: &str) -> Record {
 
 async fn timed(app: &axum::Router, path: &str, cookie: Option<&str>) -> (Reply, Duration) {
     let start = Instant::now();
-    let reply = send(app, path, cookie).await;
+    let reply = call(app, path, cookie).await;
     (reply, start.elapsed())
 }
 
@@ -53,16 +53,19 @@ async fn timed(app: &axum::Router, path: &str, cookie: Option<&str>) -> (Reply, 
 async fn hung_redis_answers_503_within_the_timeouts() {
     let server = RedisServer::start();
     let app = app(layer(store(&server.url())), Arc::new(Barrier::new(1)));
-    let cookie = send(&app, "/set/user/ada", None)
+    let cookie = call(&app, "/set?k=user&v=ada", None)
         .await
-        .cookie
+        .cookie("id")
         .expect("cookie");
 
     server.pause();
-    for (path, cookie) in [("/read/user", Some(&*cookie)), ("/set/x/1", None)] {
+    for (path, cookie) in [("/get?k=user", Some(&*cookie)), ("/set?k=x&v=1", None)] {
         let (r, took) = timed(&app, path, cookie).await;
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
-        assert!(r.cookie.is_none(), "{path}: Set-Cookie while Redis hangs");
+        assert!(
+            r.cookie("id").is_none(),
+            "{path}: Set-Cookie while Redis hangs"
+        );
         assert!(r.body.is_empty(), "{path}: the handler ran");
         assert!(took < BOUND, "{path} took {took:?}");
     }
@@ -75,7 +78,7 @@ async fn hung_redis_answers_503_within_the_timeouts() {
     assert!(took < TIMEOUT);
 
     server.resume();
-    let r = send(&app, "/read/user", Some(&cookie)).await;
+    let r = call(&app, "/get?k=user", Some(&cookie)).await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "\"ada\""));
 }
 
@@ -84,9 +87,9 @@ async fn hung_redis_answers_503_within_the_timeouts() {
 async fn killed_redis_fails_fast_and_recovers_without_restart() {
     let mut server = RedisServer::start();
     let app = app(layer(store(&server.url())), Arc::new(Barrier::new(1)));
-    let cookie = send(&app, "/set/user/ada", None)
+    let cookie = call(&app, "/set?k=user&v=ada", None)
         .await
-        .cookie
+        .cookie("id")
         .expect("cookie");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -97,7 +100,7 @@ async fn killed_redis_fails_fast_and_recovers_without_restart() {
                 let mut seen = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
                     let (path, cookie) = match i % 2 {
-                        0 => ("/read/user", Some(cookie.as_str())),
+                        0 => ("/get?k=user", Some(cookie.as_str())),
                         _ => ("/incr", None),
                     };
                     seen.push(timed(&app, path, cookie).await);
@@ -120,7 +123,7 @@ async fn killed_redis_fails_fast_and_recovers_without_restart() {
                 StatusCode::OK => {}
                 StatusCode::SERVICE_UNAVAILABLE => {
                     unavailable += 1;
-                    assert!(r.cookie.is_none(), "Set-Cookie on a 503");
+                    assert!(r.cookie("id").is_none(), "Set-Cookie on a 503");
                 }
                 other => panic!("unexpected status {other}"),
             }
@@ -129,11 +132,11 @@ async fn killed_redis_fails_fast_and_recovers_without_restart() {
     assert!(unavailable > 0, "no request noticed Redis was gone");
 
     server.restart();
-    let r = send(&app, "/incr", None).await;
+    let r = call(&app, "/incr", None).await;
     assert_eq!(r.status, StatusCode::OK, "first request after the restart");
-    assert!(r.cookie.is_some());
+    assert!(r.cookie("id").is_some());
     // The restarted Redis is empty: the old cookie starts a fresh session.
-    let r = send(&app, "/read/user", Some(&cookie)).await;
+    let r = call(&app, "/get?k=user", Some(&cookie)).await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "none"));
 }
 

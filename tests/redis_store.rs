@@ -1,26 +1,22 @@
 //! RedisStore against a real redis-server: round trips, layout, ids, and
 //! concurrent requests through the layer.
 
-mod support;
+mod common;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use common::redis::{app, is_removal, Monitor, RedisServer};
+use common::{call, key};
 use http::StatusCode;
 use serde_json::json;
 use sessio::clock::ManualClock;
 use sessio::store::deadpool_redis::redis::AsyncCommands;
 use sessio::store::{storage_key, Changes, Expires, Record, Store};
-use sessio::{Error, Expiry, Id, Key, RedisStore, SessionLayer};
-use support::app::{app, send};
-use support::redis::{Monitor, RedisServer};
+use sessio::{Error, Expiry, Id, RedisStore, SessionLayer};
 use tokio::sync::Barrier;
-
-fn key() -> Key {
-    Key::from_bytes(&[7; 32]).expect("key")
-}
 
 fn expires_in(secs: u64) -> Expires {
     let ttl = Duration::from_secs(secs);
@@ -65,36 +61,45 @@ async fn each_request_costs_the_fewest_commands() {
         .expect("layer");
     let app = app(layer, Arc::new(Barrier::new(1)));
     // Warm up: the first save of each kind loads its script into Redis.
-    let first = send(&app, "/incr", None).await.cookie.expect("cookie");
-    let cookie = send(&app, "/incr", Some(&first))
+    let first = call(&app, "/incr", None)
         .await
-        .cookie
+        .cookie("id")
+        .expect("cookie");
+    let cookie = call(&app, "/incr", Some(&first))
+        .await
+        .cookie("id")
         .expect("cookie");
     let mut monitor = server.monitor();
 
-    let r = send(&app, "/untouched", Some(&cookie)).await;
-    assert!(r.cookie.is_none());
+    let r = call(&app, "/untouched", Some(&cookie)).await;
+    assert!(r.cookie("id").is_none());
     assert_eq!(
         monitor.commands(),
         calls(&[]),
         "untouched: no traffic at all"
     );
 
-    let r = send(&app, "/read/n", Some(&cookie)).await;
-    assert_eq!((r.body.as_str(), r.cookie.as_deref()), ("2", None));
+    let r = call(&app, "/read", Some(&cookie)).await;
+    assert_eq!(
+        (r.body.as_str(), r.cookie("id").as_deref()),
+        ("Some(2)", None)
+    );
     let (seen, pings) = session_calls(&mut monitor);
     assert_eq!(seen, calls(&[("hgetall", 1)]), "read-only");
     assert!(pings <= 1, "at most one pool check per checkout");
 
-    let r = send(&app, "/incr", Some(&cookie)).await;
-    assert!(r.cookie.is_some());
+    let r = call(&app, "/incr", Some(&cookie)).await;
+    assert!(r.cookie("id").is_some());
     let (seen, pings) = session_calls(&mut monitor);
     assert_eq!(seen, calls(&[("evalsha", 1), ("hgetall", 1)]), "changed");
     assert!(pings <= 2);
 
     clock.advance(Duration::from_secs(40));
-    let r = send(&app, "/read/n", Some(&cookie)).await;
-    assert!(r.cookie.is_some(), "rolling expiry re-issues the cookie");
+    let r = call(&app, "/read", Some(&cookie)).await;
+    assert!(
+        r.cookie("id").is_some(),
+        "rolling expiry re-issues the cookie"
+    );
     let (seen, _) = session_calls(&mut monitor);
     assert_eq!(
         seen,
@@ -114,16 +119,16 @@ async fn two_servers_on_one_redis_share_sessions() {
         SessionLayer::new(RedisStore::connect(&server.url()).expect("store"), key()),
         Arc::new(Barrier::new(1)),
     );
-    let cookie = send(&one, "/set/user/ada", None)
+    let cookie = call(&one, "/set?k=user&v=ada", None)
         .await
-        .cookie
+        .cookie("id")
         .expect("login");
     assert_eq!(
-        send(&two, "/read/user", Some(&cookie)).await.body,
+        call(&two, "/get?k=user", Some(&cookie)).await.body,
         "\"ada\""
     );
-    assert!(send(&two, "/logout", Some(&cookie)).await.is_removal());
-    assert_eq!(send(&one, "/read/user", Some(&cookie)).await.body, "none");
+    assert!(is_removal(&call(&two, "/destroy", Some(&cookie)).await));
+    assert_eq!(call(&one, "/get?k=user", Some(&cookie)).await.body, "none");
 }
 
 // SECURITY F29: both requests loaded the same state before either saved.
@@ -132,17 +137,17 @@ async fn concurrent_changes_to_different_keys_both_survive() {
     let server = RedisServer::start();
     let store = RedisStore::connect(&server.url()).expect("store");
     let app = app(SessionLayer::new(store, key()), Arc::new(Barrier::new(2)));
-    let cookie = send(&app, "/set/base/x", None)
+    let cookie = call(&app, "/set?k=base&v=x", None)
         .await
-        .cookie
+        .cookie("id")
         .expect("cookie");
     let (a, b) = tokio::join!(
-        send(&app, "/gated-set/a/1", Some(&cookie)),
-        send(&app, "/gated-set/b/2", Some(&cookie)),
+        call(&app, "/gated-set?k=a&v=1", Some(&cookie)),
+        call(&app, "/gated-set?k=b&v=2", Some(&cookie)),
     );
     assert_eq!((a.status, b.status), (StatusCode::OK, StatusCode::OK));
     for (k, v) in [("a", "\"1\""), ("b", "\"2\""), ("base", "\"x\"")] {
-        let r = send(&app, &format!("/read/{k}"), Some(&cookie)).await;
+        let r = call(&app, &format!("/get?k={k}"), Some(&cookie)).await;
         assert_eq!(r.body, v, "key {k}");
     }
 }
@@ -166,23 +171,26 @@ async fn slow_request_after_logout_does_not_resurrect_the_session() {
         .expect("layer");
     let gate = Arc::new(Barrier::new(2));
     let app = app(layer, gate.clone());
-    let cookie = send(&app, "/set/user/ada", None)
+    let cookie = call(&app, "/set?k=user&v=ada", None)
         .await
-        .cookie
+        .cookie("id")
         .expect("cookie");
 
     let slow = tokio::spawn({
         let (app, cookie) = (app.clone(), cookie.clone());
-        async move { send(&app, "/gated-set/user/mallory", Some(&cookie)).await }
+        async move { call(&app, "/gated-set?k=user&v=mallory", Some(&cookie)).await }
     });
     gate.wait().await; // the slow request has loaded the session
-    assert!(send(&app, "/logout", Some(&cookie)).await.is_removal());
+    assert!(is_removal(&call(&app, "/destroy", Some(&cookie)).await));
     gate.wait().await; // let it save
     let slow = slow.await.expect("no panic");
     assert_eq!(slow.status, StatusCode::CONFLICT);
-    assert!(slow.cookie.is_none(), "no Set-Cookie for a gone session");
+    assert!(
+        slow.cookie("id").is_none(),
+        "no Set-Cookie for a gone session"
+    );
     assert_eq!(server.cli(&["DBSIZE"]), "0", "the record came back");
-    assert_eq!(send(&app, "/read/user", Some(&cookie)).await.body, "none");
+    assert_eq!(call(&app, "/get?k=user", Some(&cookie)).await.body, "none");
 }
 
 // SECURITY A2: a collision mints another id; the existing record is untouched.
@@ -330,8 +338,8 @@ async fn redis_ttl_follows_the_session_expiry() {
         .build()
         .expect("layer");
     let app = app(layer, Arc::new(Barrier::new(1)));
-    let r = send(&app, "/set/user/ada", None).await;
-    let max_age = r.headers["set-cookie"].to_str().expect("ascii").to_owned();
+    let r = call(&app, "/set?k=user&v=ada", None).await;
+    let max_age = r.set_cookie("id").expect("Set-Cookie");
     assert!(max_age.contains("Max-Age=3600"), "{max_age}");
     let key = server.cli(&["KEYS", "*"]);
     let pttl: u64 = server.cli(&["PTTL", &key]).parse().expect("pttl");

@@ -1,16 +1,16 @@
 //! `rediss://` through the `redis-tls` feature, against a TLS-only port of a
 //! real redis-server with a throwaway CA, certificates verified.
 
-mod support;
+mod common;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime};
 
+use common::redis::{free_port, RedisServer};
 use serde_json::json;
 use sessio::store::{Expires, Record, Store};
 use sessio::RedisStore;
-use support::redis::{free_port, RedisServer};
 
 fn openssl(dir: &Path, args: &[&str]) {
     let status = Command::new("openssl")

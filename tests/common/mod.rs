@@ -15,6 +15,9 @@ use sessio::store::{Changes, Expires, Record, Store};
 use sessio::{Error, Key, MemoryStore, Session};
 use tower::ServiceExt;
 
+#[cfg(feature = "redis")]
+pub mod redis;
+
 pub fn key() -> Key {
     Key::from_bytes(&[7; 32]).unwrap()
 }

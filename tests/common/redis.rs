@@ -1,5 +1,6 @@
 //! Hermetic `redis-server` processes for tests: each on free loopback ports, in
-//! its own temporary directory, without persistence, killed on drop.
+//! its own temporary directory, without persistence, killed on drop. Plus the
+//! routes the Redis tests add to [`routes`](super::routes).
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
@@ -9,10 +10,52 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use axum::extract::Query;
+use axum::routing::get;
+use axum::Router;
 use sessio::store::deadpool_redis::redis;
+use sessio::{Session, SessionLayer, Store};
+use tokio::sync::Barrier;
 
 const INSTALL_HINT: &str = "install it with `apt-get install -y redis-server` \
-     (Debian/Ubuntu; the package also provides redis-cli)";
+     (Debian/Ubuntu; it pulls in redis-tools, which has redis-cli)";
+
+/// [`routes`](super::routes) behind `layer`, plus:
+/// - `/get?k=`: the value's JSON, or `none`;
+/// - `/gated-set?k=&v=`: loads, meets `gate` twice, then sets (two requests,
+///   or a request and the test, line up between load and save).
+pub fn app<St: Store>(layer: SessionLayer<St>, gate: Arc<Barrier>) -> Router {
+    super::routes()
+        .route(
+            "/get",
+            get(
+                |s: Session, Query(q): Query<HashMap<String, String>>| async move {
+                    match s.get::<serde_json::Value>(&q["k"]).unwrap() {
+                        Some(v) => v.to_string(),
+                        None => "none".to_owned(),
+                    }
+                },
+            ),
+        )
+        .route(
+            "/gated-set",
+            get(
+                move |s: Session, Query(q): Query<HashMap<String, String>>| {
+                    let gate = gate.clone();
+                    async move {
+                        gate.wait().await;
+                        gate.wait().await;
+                        s.set(&q["k"], &q["v"]).unwrap();
+                        "set"
+                    }
+                },
+            ),
+        )
+        .layer(layer)
+}
 
 /// One `redis-server` process.
 pub struct RedisServer {
@@ -323,4 +366,9 @@ fn ping(port: u16) -> bool {
     let _ = s.set_read_timeout(Some(Duration::from_millis(500)));
     let mut buf = [0u8; 7];
     s.write_all(b"PING\r\n").is_ok() && s.read_exact(&mut buf).is_ok() && &buf == b"+PONG\r\n"
+}
+
+/// `true` when the reply removes the `id` cookie.
+pub fn is_removal(reply: &super::Reply) -> bool {
+    reply.cookie("id").as_deref() == Some("id=")
 }
