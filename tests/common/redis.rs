@@ -201,7 +201,9 @@ impl RedisServer {
         let status = Command::new("kill")
             .args([sig, &child.id().to_string()])
             .status()
-            .expect("kill(1)");
+            .unwrap_or_else(|e| {
+                panic!("kill(1): {e}; install it with `apt-get install -y procps`")
+            });
         assert!(status.success(), "kill {sig} failed");
     }
 }
