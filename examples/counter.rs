@@ -6,7 +6,9 @@
 //! ```
 //!
 //! Environment: `PORT` (default 3000), `STORE` (`memory`, the default, or
-//! `cookie`: the whole session sealed in the cookie, no server state),
+//! `cookie`: the whole session sealed in the cookie, no server state, or
+//! `redis` with `--features redis`: sessions in Redis at `REDIS_URL`, default
+//! `redis://127.0.0.1:6379`, shared by every instance),
 //! `SESSION_KEY` (hex or base64 of at least 32 bytes; generated when unset, so
 //! sessions do not survive a restart).
 
@@ -69,7 +71,17 @@ async fn main() {
     let app = match store.as_str() {
         "memory" => app(MemoryStore::new(), key),
         "cookie" => app(CookieStore::new(), key),
-        other => panic!("STORE={other}: expected memory or cookie"),
+        #[cfg(feature = "redis")]
+        "redis" => {
+            let url =
+                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            let store =
+                sessio::RedisStore::connect(&url).unwrap_or_else(|e| panic!("REDIS_URL: {e}"));
+            app(store, key)
+        }
+        other => {
+            panic!("STORE={other}: expected memory, cookie or redis (redis needs --features redis)")
+        }
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
