@@ -152,7 +152,7 @@ const STYLE: &str = r#"
 *{box-sizing:border-box}
 body{margin:0;min-height:100vh;display:flex;flex-direction:column;background:#f3f4f8;color:#1f2333;
   font:16px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"DejaVu Sans",sans-serif}
-header{display:flex;align-items:center;justify-content:space-between;padding:14px 28px;background:#fff;
+header{display:flex;align-items:center;justify-content:space-between;min-height:64px;padding:10px 28px;background:#fff;
   border-bottom:1px solid #e3e5ee}
 .brand{font-weight:700;font-size:18px;color:#3b3f8f;text-decoration:none}
 nav{display:flex;align-items:center;gap:18px}
