@@ -16,12 +16,16 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use common::{key, send, Reply};
-use sessio::MemoryStore;
+use sessio::{CookieStore, MemoryStore};
 
 fn app_with(secure: bool) -> Router {
+    app_on(MemoryStore::new(), secure)
+}
+
+fn app_on<St: sessio::Store>(store: St, secure: bool) -> Router {
     let users = users::Users::open(Path::new(":memory:")).unwrap();
     let options = app::Options { key: key(), secure };
-    app::router(MemoryStore::new(), users, options).unwrap()
+    app::router(store, users, options).unwrap()
 }
 
 /// A client that keeps one cookie, as a browser would.
@@ -105,8 +109,16 @@ fn assert_see_other(reply: &Reply, to: &str) {
 
 #[tokio::test]
 async fn register_login_greet_logout() {
-    let app = app_with(false);
-    let mut c = Client::new(&app);
+    flow(&app_with(false)).await;
+}
+
+#[tokio::test]
+async fn register_login_greet_logout_on_the_cookie_store() {
+    flow(&app_on(CookieStore::new(), false)).await;
+}
+
+async fn flow(app: &Router) {
+    let mut c = Client::new(app);
     assert_see_other(&c.get("/").await, "/login");
 
     assert_see_other(&c.register("ada", "correct-horse").await, "/login");

@@ -9,7 +9,9 @@
 //! - `PORT`: default 3000; the server listens on 127.0.0.1 only.
 //! - `SESSION_KEY`: hex or base64 of at least 32 bytes; generated when unset,
 //!   so sessions do not survive a restart.
-//! - `STORE`: `memory` (the default). Another store is one more arm in
+//! - `STORE`: `memory` (the default) or `cookie` (the whole session sealed in
+//!   the cookie: nothing kept on the server, so a logout cannot revoke a
+//!   copied cookie before it expires). Another store is one more arm in
 //!   `main`'s `match`, handing `app::router` the store.
 //! - `DATABASE_URL`: the SQLite file (`sqlite://` prefix optional); default
 //!   `sessio-login.sqlite3` in the temporary directory.
@@ -24,7 +26,7 @@ use std::error::Error;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use sessio::{Key, MemoryStore};
+use sessio::{CookieStore, Key, MemoryStore};
 
 use users::Users;
 
@@ -51,7 +53,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let store = std::env::var("STORE").unwrap_or_else(|_| "memory".into());
     let router = match store.as_str() {
         "memory" => app::router(MemoryStore::new(), users, options)?,
-        other => return Err(format!("STORE={other}: expected memory").into()),
+        "cookie" => app::router(CookieStore::new(), users, options)?,
+        other => return Err(format!("STORE={other}: expected memory or cookie").into()),
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr)
