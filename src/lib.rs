@@ -4,6 +4,9 @@
 pub mod clock;
 mod codec;
 mod config;
+#[cfg(feature = "csrf")]
+#[cfg_attr(docsrs, doc(cfg(feature = "csrf")))]
+pub mod csrf;
 mod engine;
 mod error;
 #[cfg(feature = "axum")]

@@ -1,0 +1,104 @@
+//! The flagship example: register, log in, log out, with flash messages and
+//! CSRF-protected forms; passwords hashed with Argon2id, users in SQLite.
+//!
+//! ```sh
+//! cargo run --example login        # then open http://127.0.0.1:3000
+//! ```
+//!
+//! Environment:
+//! - `PORT`: default 3000; the server listens on 127.0.0.1 only.
+//! - `SESSION_KEY`: hex or base64 of at least 32 bytes; generated when unset,
+//!   so sessions do not survive a restart.
+//! - `STORE`: `memory` (the default) or `cookie` (the whole session sealed in
+//!   the cookie: nothing kept on the server, so a logout cannot revoke a
+//!   copied cookie before it expires). Another store is one more arm in
+//!   `main`'s `match`, handing `app::router` the store.
+//! - `DATABASE_URL`: the SQLite file (`sqlite://` prefix optional); default
+//!   `sessio-login.sqlite3` in the temporary directory.
+//! - `COOKIE_SECURE`: `1` marks the cookie `Secure` (and names it `__Host-id`),
+//!   for running behind an HTTPS proxy. Default off; see `cookie_secure`.
+
+mod app;
+mod pages;
+mod users;
+
+use std::error::Error;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use sessio::{CookieStore, Key, MemoryStore};
+
+use users::Users;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn Error>> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let port: u16 = match std::env::var("PORT") {
+        Ok(p) => p
+            .parse()
+            .map_err(|_| format!("PORT={p}: not a port number"))?,
+        Err(_) => 3000,
+    };
+    let db = database_path();
+    let users = Users::open(&db).map_err(|e| format!("opening {}: {e}", db.display()))?;
+    tracing::info!(path = %db.display(), "users kept in SQLite");
+    let options = app::Options {
+        key: key_from_env()?,
+        secure: cookie_secure()?,
+    };
+    let store = std::env::var("STORE").unwrap_or_else(|_| "memory".into());
+    let router = match store.as_str() {
+        "memory" => app::router(MemoryStore::new(), users, options)?,
+        "cookie" => app::router(CookieStore::new(), users, options)?,
+        other => return Err(format!("STORE={other}: expected memory or cookie").into()),
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| format!("binding {addr}: {e}"))?;
+    tracing::info!(%store, "login example listening on http://{addr}");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+        .await?;
+    Ok(())
+}
+
+fn key_from_env() -> Result<Key, Box<dyn Error>> {
+    match std::env::var("SESSION_KEY") {
+        Ok(s) => Ok(Key::parse(&s).map_err(|e| format!("SESSION_KEY: {e}"))?),
+        Err(_) => {
+            tracing::warn!(
+                "SESSION_KEY is not set: using a random key; sessions will not survive a restart"
+            );
+            Ok(Key::generate())
+        }
+    }
+}
+
+fn database_path() -> PathBuf {
+    match std::env::var("DATABASE_URL") {
+        Ok(url) => {
+            let path = url.strip_prefix("sqlite:").unwrap_or(&url);
+            PathBuf::from(path.strip_prefix("//").unwrap_or(path))
+        }
+        Err(_) => std::env::temp_dir().join("sessio-login.sqlite3"),
+    }
+}
+
+/// `Secure` cookies travel only over HTTPS. This example serves plain HTTP on
+/// 127.0.0.1, where tools such as curl would not send a `Secure` cookie back,
+/// so the flag is off unless `COOKIE_SECURE=1` says TLS is in front (a proxy).
+/// A deployed app keeps the library's default: on.
+fn cookie_secure() -> Result<bool, Box<dyn Error>> {
+    match std::env::var("COOKIE_SECURE").as_deref() {
+        Err(_) | Ok("") | Ok("0") | Ok("false") => Ok(false),
+        Ok("1") | Ok("true") => Ok(true),
+        Ok(other) => Err(format!("COOKIE_SECURE={other}: expected 1 or 0").into()),
+    }
+}

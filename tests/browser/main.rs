@@ -1,0 +1,162 @@
+//! The login example in a real browser: headless Chromium from Debian driven
+//! through chromedriver. Needs `/usr/bin/chromium` and `/usr/bin/chromedriver`
+//! (`scripts/install-browser`); saves `target/browser/logged-in.png`.
+
+mod harness;
+
+#[allow(dead_code)]
+#[path = "../../examples/login/app.rs"]
+mod app;
+#[path = "../../examples/login/pages.rs"]
+mod pages;
+#[path = "../../examples/login/users.rs"]
+mod users;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, Locator};
+use harness::{serve, work_dir, Browser};
+use sessio::{Key, MemoryStore};
+
+fn login_app() -> axum::Router {
+    let users = users::Users::open(Path::new(":memory:")).expect("an in-memory user table");
+    let options = app::Options {
+        key: Key::generate(),
+        secure: false,
+    };
+    app::router(MemoryStore::new(), users, options).expect("the login app")
+}
+
+/// Waits until the browser shows `path` (after a redirect or a form post).
+async fn wait_for_path(c: &Client, path: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let url = c.current_url().await.expect("the current URL");
+        if url.path() == path {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "expected to reach {path}, still at {url}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn text(c: &Client, css: &str) -> String {
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+        .text()
+        .await
+        .expect("element text")
+}
+
+async fn flashes(c: &Client) -> Vec<String> {
+    let mut out = Vec::new();
+    for el in c
+        .find_all(Locator::Css(".flash"))
+        .await
+        .expect("flash lookup")
+    {
+        out.push(el.text().await.expect("flash text"));
+    }
+    out
+}
+
+/// Clicks the element at `css` and waits until the browser has left the
+/// current document: a form that posts to its own page redirects back to the
+/// same path, so the URL alone cannot tell that the new page is there.
+async fn click_and_wait(c: &Client, css: &str) {
+    let old = c.find(Locator::Css("html")).await.expect("the document");
+    c.find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css} on the page: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("clicking {css}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    // The old root element goes stale once the new document replaced it.
+    while old.tag_name().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "clicking {css} loaded no new page"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+async fn save_screenshot(c: &Client, name: &str) {
+    let shot = c.screenshot().await.expect("a screenshot");
+    std::fs::write(work_dir().join(name), shot).expect("saving the screenshot");
+}
+
+/// Fills the page's form and submits it with its button.
+async fn submit(c: &Client, username: &str, password: &str) {
+    for (name, value) in [("username", username), ("password", password)] {
+        let field = c
+            .find(Locator::Css(&format!("main input[name={name}]")))
+            .await
+            .unwrap_or_else(|e| panic!("no {name} field: {e}"));
+        field.clear().await.expect("clearing a field");
+        field.send_keys(value).await.expect("typing");
+    }
+    click_and_wait(c, "main button[type=submit]").await;
+}
+
+async fn register_login_logout(c: &Client, base: &str) {
+    c.goto(&format!("{base}/")).await.expect("opening the app");
+    wait_for_path(c, "/login").await;
+    click_and_wait(c, "main a[href='/register']").await;
+    wait_for_path(c, "/register").await;
+
+    submit(c, "ada", "correct-horse-battery").await;
+    wait_for_path(c, "/login").await;
+    assert_eq!(flashes(c).await, ["Registered, please log in"]);
+
+    submit(c, "ada", "not-her-password").await;
+    wait_for_path(c, "/login").await;
+    assert_eq!(flashes(c).await, ["Wrong username or password"]);
+    save_screenshot(c, "wrong-password.png").await;
+    c.refresh().await.expect("reload");
+    assert!(flashes(c).await.is_empty(), "a flash was shown twice");
+
+    submit(c, "ada", "correct-horse-battery").await;
+    wait_for_path(c, "/").await;
+    assert_eq!(text(c, "h1").await, "Hello, ada!");
+    save_screenshot(c, "logged-in.png").await;
+    // HttpOnly: page scripts cannot read the session cookie.
+    let cookies = c
+        .execute("return document.cookie", vec![])
+        .await
+        .expect("running a script");
+    assert_eq!(
+        cookies,
+        serde_json::json!(""),
+        "the session cookie is readable"
+    );
+
+    c.refresh().await.expect("reload");
+    assert_eq!(text(c, "h1").await, "Hello, ada!", "logged out by a reload");
+
+    click_and_wait(c, "form[action='/logout'] button").await;
+    wait_for_path(c, "/login").await;
+    assert_eq!(flashes(c).await, ["You have been logged out"]);
+    c.find(Locator::Css("main input[name=password]"))
+        .await
+        .expect("the login form after logout");
+    c.goto(&format!("{base}/")).await.expect("opening home");
+    wait_for_path(c, "/login").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_person_registers_logs_in_stays_logged_in_and_logs_out() {
+    let base = serve(login_app()).await;
+    let browser = Browser::start().await;
+    let flow = register_login_logout(browser.client(), &base);
+    tokio::time::timeout(Duration::from_secs(90), flow)
+        .await
+        .expect("the browser flow took over 90 s");
+    browser.close().await;
+}
