@@ -23,10 +23,7 @@ fn tagged_ids(line: &str) -> Vec<String> {
     };
     let mut ids = Vec::new();
     let mut letter = None;
-    for token in rest
-        .split(|c: char| c == ' ' || c == ',' || c == '/')
-        .filter(|t| !t.is_empty())
-    {
+    for token in rest.split([' ', ',', '/']).filter(|t| !t.is_empty()) {
         let token = token.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
         let (l, digits) = match token.chars().next() {
             Some(c @ 'A'..='H') => (Some(c), &token[1..]),

@@ -1,0 +1,116 @@
+//! The store conformance suite: one set of scenarios every store must pass.
+//!
+//! The built-in stores run it in their tests; run it on yours:
+//!
+//! ```
+//! use sessio::test_util::Suite;
+//! use sessio::MemoryStore;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() {
+//! // In a #[tokio::test]:
+//! let report = Suite::new(MemoryStore::new()).run().await;
+//! assert!(report.passed() >= 10);
+//! # }
+//! ```
+//!
+//! Each scenario panics with its name and what went wrong. Scenarios that
+//! need a server-side record (revocation, concurrent updates, TTLs kept by the
+//! store) are skipped for a client-side store declared with
+//! [`Suite::client_side`]. One scenario waits about two seconds for a real TTL
+//! to run out, so stores with their own clocks (Redis) are checked too.
+
+use crate::store::Store;
+
+mod layer;
+mod store;
+
+use layer::*;
+use store::*;
+
+/// The conformance suite for one store.
+#[derive(Debug)]
+pub struct Suite<St> {
+    store: St,
+    server_side: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    passed: Vec<&'static str>,
+    skipped: Vec<&'static str>,
+}
+
+impl Report {
+    /// Number of scenarios that ran and passed.
+    pub fn passed(&self) -> usize {
+        self.passed.len()
+    }
+
+    /// Names of the scenarios skipped for a client-side store.
+    pub fn skipped(&self) -> &[&'static str] {
+        &self.skipped
+    }
+}
+
+impl<St: Store + Clone> Suite<St> {
+    /// The suite for a server-side store (every scenario runs).
+    pub fn new(store: St) -> Self {
+        Self {
+            store,
+            server_side: true,
+        }
+    }
+
+    /// Declares a store that keeps sessions in the cookie itself: scenarios
+    /// that need a server-side record are skipped and listed in the report.
+    #[must_use]
+    pub fn client_side(mut self) -> Self {
+        self.server_side = false;
+        self
+    }
+
+    /// Runs every scenario, panicking at the first failure.
+    pub async fn run(self) -> Report {
+        let mut report = Report::default();
+        macro_rules! scenario {
+            ($name:ident, server_side) => {
+                if self.server_side {
+                    $name(&self.store).await;
+                    report.passed.push(stringify!($name));
+                } else {
+                    report.skipped.push(stringify!($name));
+                }
+            };
+            ($name:ident) => {
+                $name(&self.store).await;
+                report.passed.push(stringify!($name));
+            };
+        }
+        scenario!(create_then_load_round_trips);
+        scenario!(load_of_unknown_values_is_none);
+        scenario!(update_applies_changes);
+        scenario!(update_with_clear_replaces_everything);
+        scenario!(create_never_reuses_a_value, server_side);
+        scenario!(delete_removes_and_tolerates_missing, server_side);
+        scenario!(update_never_resurrects_a_deleted_record, server_side);
+        scenario!(touch_of_missing_record_is_false, server_side);
+        scenario!(
+            concurrent_changes_to_different_keys_both_survive,
+            server_side
+        );
+        scenario!(ttl_is_kept_by_the_store, server_side);
+        scenario!(layer_counter_counts);
+        scenario!(layer_untouched_and_read_only_write_nothing);
+        layer_flashes_are_delivered_once(&self.store, self.server_side).await;
+        report.passed.push("layer_flashes_are_delivered_once");
+        scenario!(layer_clear_removes_cookie);
+        scenario!(layer_destroy_revokes_old_cookie, server_side);
+        scenario!(
+            layer_cycle_id_keeps_data_and_revokes_old_cookie,
+            server_side
+        );
+        report
+    }
+}
