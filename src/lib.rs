@@ -13,6 +13,7 @@ mod error;
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod extract;
 mod flash;
+mod future;
 mod id;
 mod key;
 mod layer;
@@ -27,10 +28,11 @@ pub mod test_util;
 pub use codec::{Protection, MAX_COOKIE_LEN};
 pub use config::{CookieOptions, Expiry, SameSite, DEFAULT_IDLE};
 pub use error::{BoxError, ConfigError, Error, SharedError};
+pub use future::ResponseFuture;
 pub use id::Id;
 pub use key::{Key, MIN_KEY_LEN};
 pub use layer::{SessionLayer, SessionLayerBuilder};
-pub use service::{ResponseFuture, SessionService};
+pub use service::SessionService;
 pub use session::Session;
 pub use sessions::Sessions;
 #[cfg(feature = "cookie-store")]

@@ -80,12 +80,11 @@ use rand::RngCore;
 use crate::error::Error;
 use crate::session::Session;
 
-mod future;
 mod layer;
 mod reject;
 mod service;
 
-pub use future::ResponseFuture;
+pub use crate::future::ResponseFuture;
 pub use layer::{CsrfLayer, NeverSkip, SkipPredicate};
 pub use service::CsrfService;
 

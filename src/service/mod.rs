@@ -14,10 +14,9 @@ use crate::session::Session;
 use crate::sessions::Sessions;
 use crate::store::Store;
 
-mod future;
 mod incoming;
 
-pub use future::ResponseFuture;
+use crate::future::ResponseFuture;
 
 /// The service [`SessionLayer`](crate::SessionLayer) wraps around an inner
 /// service. Its error type is the inner service's: store failures become

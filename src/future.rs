@@ -1,4 +1,4 @@
-//! The response future of [`CsrfService`](super::CsrfService).
+//! The response future shared by the crate's middleware.
 
 use std::fmt;
 use std::future::Future;
@@ -9,7 +9,8 @@ use http::Response;
 
 type BoxFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
 
-/// Response future of [`CsrfService`](super::CsrfService).
+/// Response future of [`SessionService`](crate::SessionService) and, with
+/// the `csrf` feature, `CsrfService`.
 ///
 /// A named type over a boxed future, so its insides can change without
 /// changing the public type.
@@ -18,7 +19,7 @@ pub struct ResponseFuture<B, E> {
 }
 
 impl<B, E> ResponseFuture<B, E> {
-    pub(super) fn new(inner: BoxFuture<B, E>) -> Self {
+    pub(crate) fn new(inner: BoxFuture<B, E>) -> Self {
         Self { inner }
     }
 }
