@@ -9,14 +9,34 @@
 //! - `PORT`: default 3000; the server listens on 127.0.0.1 only.
 //! - `SESSION_KEY`: hex or base64 of at least 32 bytes; generated when unset,
 //!   so sessions do not survive a restart.
-//! - `STORE`: `memory` (the default) or `cookie` (the whole session sealed in
+//! - `STORE`: `memory` (the default), `cookie` (the whole session sealed in
 //!   the cookie: nothing kept on the server, so a logout cannot revoke a
-//!   copied cookie before it expires). Another store is one more arm in
-//!   `main`'s `match`, handing `app::router` the store.
+//!   copied cookie before it expires) or `redis` (needs `--features redis`:
+//!   sessions in Redis, shared by every instance that uses the same Redis and
+//!   the same `SESSION_KEY`). Another store is one more arm in `main`'s
+//!   `match`, handing `app::router` the store.
+//! - `REDIS_URL`: the Redis for `STORE=redis`; default
+//!   `redis://127.0.0.1:6379`. The store connects lazily: while Redis is
+//!   unreachable, pages answer 503 and recover once it is back.
 //! - `DATABASE_URL`: the SQLite file (`sqlite://` prefix optional); default
 //!   `sessio-login.sqlite3` in the temporary directory.
 //! - `COOKIE_SECURE`: `1` marks the cookie `Secure` (and names it `__Host-id`),
 //!   for running behind an HTTPS proxy. Default off; see `cookie_secure`.
+//!
+//! Two instances, one login (Redis): give both the same `SESSION_KEY`, the
+//! same `REDIS_URL` and the same `DATABASE_URL` file, on two ports. Log in on
+//! one and the other greets you: the cookie on 127.0.0.1 goes to both ports,
+//! and either instance finds the session in Redis; a logout on one ends the
+//! session on both.
+//!
+//! ```sh
+//! export SESSION_KEY=$(openssl rand -hex 32) STORE=redis \
+//!     REDIS_URL=redis://127.0.0.1:6379 DATABASE_URL=/tmp/sessio-login.sqlite3
+//! cargo build --example login --features redis
+//! PORT=3000 cargo run --example login --features redis &
+//! PORT=3001 cargo run --example login --features redis &
+//! # log in on http://127.0.0.1:3000, then open http://127.0.0.1:3001
+//! ```
 
 mod app;
 mod pages;
@@ -54,7 +74,21 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let router = match store.as_str() {
         "memory" => app::router(MemoryStore::new(), users, options)?,
         "cookie" => app::router(CookieStore::new(), users, options)?,
-        other => return Err(format!("STORE={other}: expected memory or cookie").into()),
+        #[cfg(feature = "redis")]
+        "redis" => {
+            let url =
+                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+            // The error leaves the URL out: it may hold a password.
+            let store = sessio::RedisStore::connect(&url).map_err(|e| format!("REDIS_URL: {e}"))?;
+            app::router(store, users, options)?
+        }
+        #[cfg(not(feature = "redis"))]
+        "redis" => {
+            return Err("STORE=redis needs the redis feature: \
+                 cargo run --example login --features redis"
+                .into())
+        }
+        other => return Err(format!("STORE={other}: expected memory, cookie or redis").into()),
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr)
