@@ -1,5 +1,6 @@
 //! The login example's app over HTTP: the flow a person goes through, CSRF,
-//! and session fixation.
+//! and session fixation; with the `redis` feature, also on Redis and across
+//! two instances that share it.
 
 mod common;
 
@@ -69,6 +70,13 @@ impl Client {
         }
     }
 
+    /// Sends the next requests to `app`, keeping the cookie: the same browser
+    /// on another instance of the app.
+    #[cfg(feature = "redis")]
+    fn switch_to(&mut self, app: &Router) {
+        self.app = app.clone();
+    }
+
     async fn send(&mut self, req: Request<Body>) -> Reply {
         let reply = send(&self.app, req).await;
         if let Some(set) = reply.set_cookie("id") {
@@ -115,6 +123,14 @@ async fn register_login_greet_logout() {
 #[tokio::test]
 async fn register_login_greet_logout_on_the_cookie_store() {
     flow(&app_on(CookieStore::new(), false)).await;
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn register_login_greet_logout_on_redis() {
+    let redis = common::redis::RedisServer::start();
+    let store = sessio::RedisStore::connect(&redis.url()).unwrap();
+    flow(&app_on(store, false)).await;
 }
 
 async fn flow(app: &Router) {
@@ -256,4 +272,52 @@ async fn the_cookie_is_http_only_and_host_bound_when_secure() {
     );
     assert!(page.header("content-security-policy").is_some());
     assert_eq!(page.header("x-frame-options"), Some("DENY"));
+}
+
+/// Two instances of the app, A and B, each with its own `RedisStore` on one
+/// hermetic redis-server, the same key and one users file: what
+/// `STORE=redis` with two `PORT`s runs.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn a_login_on_one_instance_holds_on_the_other_with_redis() {
+    let redis = common::redis::RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("users.sqlite3");
+    let instance = || {
+        let store = sessio::RedisStore::connect(&redis.url()).unwrap();
+        let users = users::Users::open(&db).unwrap();
+        let options = app::Options {
+            key: key(),
+            secure: false,
+        };
+        app::router(store, users, options).unwrap()
+    };
+    let (a, b) = (instance(), instance());
+
+    let mut c = Client::new(&a);
+    assert_see_other(&c.register("ada", "correct-horse").await, "/login");
+    assert_see_other(&c.login("ada", "correct-horse").await, "/");
+    let logged_in = c.cookie.clone().unwrap();
+
+    c.switch_to(&b);
+    let home = c.get("/").await;
+    assert_eq!(home.status, StatusCode::OK, "{}", home.body);
+    assert!(home.body.contains("Hello, ada!"), "{}", home.body);
+    let token = token_in(&home.body).expect("the logout form has a token");
+    assert_see_other(&c.post("/logout", &[], Some(&token)).await, "/login");
+
+    c.switch_to(&a);
+    assert_see_other(&c.get("/").await, "/login");
+    // The notice B stored after the logout shows on A.
+    let page = c.get("/login").await;
+    assert!(
+        page.body.contains("You have been logged out"),
+        "{}",
+        page.body
+    );
+    // B's logout deleted the record: the logged-in cookie, replayed on A,
+    // is anonymous.
+    let mut replay = Client::new(&a);
+    replay.cookie = Some(logged_in);
+    assert_see_other(&replay.get("/").await, "/login");
 }
