@@ -11,6 +11,7 @@ use axum::Router;
 use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
+use tokio::sync::{Mutex, MutexGuard};
 
 const INSTALL_HINT: &str = "the browser test needs Chromium and chromedriver: run \
     `scripts/install-browser` (it runs `apt-get install -y chromium chromium-driver`), \
@@ -62,16 +63,24 @@ fn binary(var: &str, default: &str) -> PathBuf {
     path
 }
 
+/// One browser at a time: the tests share `chromedriver.log`, and two
+/// Chromiums at once only slow each other down on a small machine.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+
 /// chromedriver and the Chromium it starts, with a profile of their own.
 /// Dropping it ends both (the whole process group) and removes the profile.
 pub(crate) struct Browser {
     pub(crate) client: Option<Client>,
     driver: Child,
     profile: PathBuf,
+    /// Held until the browser is gone; dropped after `Drop::drop` ran.
+    _turn: MutexGuard<'static, ()>,
 }
 
 impl Browser {
+    /// Waits for any other test's browser to end, then starts one.
     pub(crate) async fn start() -> Self {
+        let turn = ONE_AT_A_TIME.lock().await;
         let chromium = binary("CHROMIUM", "/usr/bin/chromium");
         let chromedriver = binary("CHROMEDRIVER", "/usr/bin/chromedriver");
         let work = work_dir();
@@ -95,6 +104,7 @@ impl Browser {
             client: None,
             driver,
             profile,
+            _turn: turn,
         };
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
