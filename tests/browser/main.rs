@@ -1,8 +1,16 @@
 //! The login example in a real browser: headless Chromium from Debian driven
 //! through chromedriver. Needs `/usr/bin/chromium` and `/usr/bin/chromedriver`
-//! (`scripts/install-browser`); saves `target/browser/logged-in.png`.
+//! (`scripts/install-browser`); saves `target/browser/logged-in.png`. With the
+//! `redis` feature, also two instances sharing one hermetic redis-server
+//! (`redis-server` on the PATH), saving
+//! `target/browser/redis-second-instance.png`.
 
 mod harness;
+
+// For the hermetic redis-server in `common::redis`.
+#[cfg(feature = "redis")]
+#[path = "../common/mod.rs"]
+mod common;
 
 #[allow(dead_code)]
 #[path = "../../examples/login/app.rs"]
@@ -28,6 +36,14 @@ fn login_app() -> axum::Router {
     app::router(MemoryStore::new(), users, options).expect("the login app")
 }
 
+/// The login app on `store`, with the users in the SQLite file at `db`.
+#[cfg(feature = "redis")]
+fn login_app_on<St: sessio::Store>(store: St, db: &Path, key: Key) -> axum::Router {
+    let users = users::Users::open(db).expect("the user table");
+    let options = app::Options { key, secure: false };
+    app::router(store, users, options).expect("the login app")
+}
+
 /// Waits until the browser shows `path` (after a redirect or a form post).
 async fn wait_for_path(c: &Client, path: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -42,6 +58,13 @@ async fn wait_for_path(c: &Client, path: &str) {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Asserts the browser is on the server at `base` (`http://127.0.0.1:port`).
+#[cfg(feature = "redis")]
+async fn assert_on(c: &Client, base: &str) {
+    let url = c.current_url().await.expect("the current URL");
+    assert_eq!(url.origin().ascii_serialization(), base, "at {url}");
 }
 
 async fn text(c: &Client, css: &str) -> String {
@@ -155,6 +178,71 @@ async fn a_person_registers_logs_in_stays_logged_in_and_logs_out() {
     let base = serve(login_app()).await;
     let browser = Browser::start().await;
     let flow = register_login_logout(browser.client(), &base);
+    tokio::time::timeout(Duration::from_secs(90), flow)
+        .await
+        .expect("the browser flow took over 90 s");
+    browser.close().await;
+}
+
+/// Logs in on instance `a`, carries on at instance `b` with the same cookie
+/// (cookies for 127.0.0.1 are host-only and ignore the port), logs out there,
+/// and finds `a` logged out too.
+#[cfg(feature = "redis")]
+async fn log_in_on_one_instance_continue_on_the_other(c: &Client, a: &str, b: &str) {
+    c.goto(&format!("{a}/register"))
+        .await
+        .expect("opening the app");
+    wait_for_path(c, "/register").await;
+    submit(c, "ada", "correct-horse-battery").await;
+    wait_for_path(c, "/login").await;
+    assert_eq!(flashes(c).await, ["Registered, please log in"]);
+    submit(c, "ada", "correct-horse-battery").await;
+    wait_for_path(c, "/").await;
+    assert_on(c, a).await;
+    assert_eq!(text(c, "h1").await, "Hello, ada!");
+
+    c.goto(&format!("{b}/"))
+        .await
+        .expect("opening the other instance");
+    wait_for_path(c, "/").await;
+    assert_on(c, b).await;
+    assert_eq!(text(c, "h1").await, "Hello, ada!", "instance B greets");
+    save_screenshot(c, "redis-second-instance.png").await;
+    c.refresh().await.expect("reload");
+    assert_on(c, b).await;
+    assert_eq!(text(c, "h1").await, "Hello, ada!", "logged out by a reload");
+
+    click_and_wait(c, "form[action='/logout'] button").await;
+    wait_for_path(c, "/login").await;
+    assert_on(c, b).await;
+    assert_eq!(flashes(c).await, ["You have been logged out"]);
+
+    c.goto(&format!("{a}/"))
+        .await
+        .expect("opening the first instance");
+    wait_for_path(c, "/login").await;
+    assert_on(c, a).await;
+    c.find(Locator::Css("main input[name=password]"))
+        .await
+        .expect("the login form on instance A");
+}
+
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_on_one_instance_holds_on_the_other_with_redis() {
+    let redis = common::redis::RedisServer::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = dir.path().join("users.sqlite3");
+    let key = Key::generate();
+    let instance = || {
+        let store = sessio::RedisStore::connect(&redis.url()).expect("a Redis URL");
+        login_app_on(store, &db, key.clone())
+    };
+    let a = serve(instance()).await;
+    let b = serve(instance()).await;
+    assert_ne!(a, b);
+    let browser = Browser::start().await;
+    let flow = log_in_on_one_instance_continue_on_the_other(browser.client(), &a, &b);
     tokio::time::timeout(Duration::from_secs(90), flow)
         .await
         .expect("the browser flow took over 90 s");
