@@ -1,5 +1,5 @@
 //! The login example's router: what `main.rs` serves and `tests/login.rs` and
-//! `tests/browser.rs` drive.
+//! `tests/browser/main.rs` drive.
 
 use axum::extract::{Form, State};
 use axum::http::{header, HeaderValue, StatusCode};
