@@ -303,3 +303,32 @@ enum Failure {
     #[error("could not mint an unused session id")]
     NoFreeId,
 }
+
+/// Entry points for the fuzz targets in `fuzz/`; built only under
+/// `cfg(fuzzing)`, which cargo-fuzz sets, so they are no part of the API.
+#[cfg(fuzzing)]
+#[doc(hidden)]
+pub mod fuzzing {
+    use deadpool_redis::redis::Value;
+
+    /// Decodes a hash reply made of `fields` (a flat RESP2 array, or a RESP3
+    /// map), as `load` does; `Some(keys)` when it is a session.
+    pub fn decode_hash(fields: Vec<(Vec<u8>, Vec<u8>)>, resp3: bool) -> Option<usize> {
+        let reply = if resp3 {
+            Value::Map(
+                fields
+                    .into_iter()
+                    .map(|(k, v)| (Value::BulkString(k), Value::BulkString(v)))
+                    .collect(),
+            )
+        } else {
+            Value::Array(
+                fields
+                    .into_iter()
+                    .flat_map(|(k, v)| [Value::BulkString(k), Value::BulkString(v)])
+                    .collect(),
+            )
+        };
+        super::format::decode(reply).ok().flatten().map(|r| r.len())
+    }
+}
