@@ -1,5 +1,8 @@
 //! Runs the `counter` example binary and talks HTTP to it on loopback.
 
+#[cfg(feature = "redis")]
+mod common;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
@@ -114,4 +117,35 @@ fn counts(envs: &[(&str, &str)]) {
     // Another client starts from zero.
     let (_, _, body) = http(port, "/incr", None);
     assert_eq!(body, r#"{"count":0}"#);
+}
+
+/// The README's recipe: two instances on two ports share one session through
+/// Redis, so no sticky sessions are needed.
+#[cfg(feature = "redis")]
+#[test]
+fn two_counters_share_one_session_through_redis() {
+    let redis = common::redis::RedisServer::start();
+    let url = redis.url();
+    let key = "cd".repeat(32);
+    let envs = [
+        ("SESSION_KEY", key.as_str()),
+        ("STORE", "redis"),
+        ("REDIS_URL", url.as_str()),
+    ];
+    let (_a, a) = start(&envs);
+    let (_b, b) = start(&envs);
+    let (_, headers, body) = http(a, "/incr", None);
+    assert_eq!(body, r#"{"count":0}"#);
+    let mut cookie = set_cookie(&headers).expect("cookie");
+    for (n, port) in [(1, b), (2, a), (3, b)] {
+        let (_, headers, body) = http(port, "/incr", Some(&cookie));
+        assert_eq!(
+            body,
+            format!(r#"{{"count":{n}}}"#),
+            "instance on port {port}"
+        );
+        cookie = set_cookie(&headers).unwrap_or(cookie);
+    }
+    let keys = redis.cli(&["--scan", "--pattern", "session:*"]);
+    assert_eq!(keys.lines().count(), 1, "one session record: {keys}");
 }
