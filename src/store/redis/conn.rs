@@ -186,6 +186,17 @@ fn is_transport(err: &RedisError) -> bool {
 }
 
 /// 503 for failures that pass when Redis is back; 500 for the rest.
+///
+/// "Back" includes a Redis that is up but refuses writes for a while, for a
+/// reason of its own that no change to the request would fix: `OOM` (at
+/// `maxmemory` with nothing it may evict, until keys expire or an operator
+/// frees memory), `MISCONF` (snapshots failing with
+/// `stop-writes-on-bgsave-error`), `NOREPLICAS` (`min-replicas-to-write` not
+/// met), `READONLY` (a replica after a failover). Answering those with 503
+/// tells clients and load balancers to retry later, as for a Redis that is
+/// down, rather than report a bug. The reply was well formed, so the
+/// connection itself stays in the pool, and a refused script wrote nothing
+/// (Redis refuses a script's first write, before it changed anything).
 fn classify(err: RedisError) -> Error {
     let transient = is_transport(&err)
         || matches!(
@@ -197,10 +208,45 @@ fn classify(err: RedisError) -> Error {
                 | ErrorKind::ReadOnly
                 | ErrorKind::ClusterConnectionNotFound
         )
-        || err.code() == Some("BUSY");
+        || matches!(err.code(), Some("BUSY" | "OOM" | "MISCONF" | "NOREPLICAS"));
     if transient {
         Error::unavailable(err)
     } else {
         Error::store(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use deadpool_redis::redis::make_extension_error;
+
+    use super::*;
+
+    fn server_error(code: &str) -> RedisError {
+        make_extension_error(code.to_owned(), Some("detail".to_owned()))
+    }
+
+    #[test]
+    fn redis_refusing_writes_for_now_is_unavailable() {
+        for code in ["OOM", "MISCONF", "NOREPLICAS", "BUSY"] {
+            let err = classify(server_error(code));
+            assert!(err.is_unavailable(), "{code}: {err:?}");
+            assert!(
+                !is_transport(&server_error(code)),
+                "{code} keeps its connection"
+            );
+        }
+        let err = classify(RedisError::from((ErrorKind::ReadOnly, "replica")));
+        assert!(err.is_unavailable());
+    }
+
+    #[test]
+    fn other_error_replies_are_store_failures() {
+        for code in ["WRONGTYPE", "NOPERM", "SOMETHINGNEW"] {
+            let err = classify(server_error(code));
+            assert!(!err.is_unavailable(), "{code}: {err:?}");
+        }
+        let err = classify(RedisError::from((ErrorKind::ResponseError, "ERR")));
+        assert!(!err.is_unavailable());
     }
 }

@@ -104,6 +104,18 @@ type IdSource = dyn Fn() -> Id + Send + Sync;
 /// was dropped, is closed instead of going back to the pool, so no later
 /// request can read a reply meant for another.
 ///
+/// A Redis that is up but refuses writes for now (`OOM` at `maxmemory` with
+/// the `noeviction` policy, `MISCONF`, `NOREPLICAS`, `READONLY`) is
+/// unavailable too: requests that only read their session still succeed,
+/// those that change it get a 503 and nothing is written. Other error replies
+/// are [`Error::Store`] (a 500).
+///
+/// A save that failed after its command was sent may still have been
+/// applied: a Redis that was frozen (not down) runs what it had already
+/// received when it thaws, and a connection cut just after the write loses
+/// only the reply. So a 503 from a save means "not known", as with any
+/// timeout; the store never retries a write, so none is applied twice.
+///
 /// # TLS
 ///
 /// With the `redis-tls` feature, `rediss://` URLs connect over TLS (rustls,
