@@ -477,7 +477,8 @@ impl Totals {
 
 // SECURITY G34 / G32: Redis killed under load (connections reset, new ones
 // refused), then started again on its port with its data (append-only file,
-// fsync always, so every acknowledged write survives the kill).
+// fsync always, so every acknowledged write survives the kill). A failed load
+// is a 503, never an empty session (`/incr` would answer 409).
 #[test]
 fn redis_killed_and_restarted_under_load() {
     exclusive(async {
@@ -554,7 +555,7 @@ fn redis_connections_killed_while_requests_flow() {
     });
 }
 
-// SECURITY G33 / G32: Redis out of memory with `noeviction`: it refuses every
+// SECURITY G33: Redis out of memory with `noeviction`: it refuses every
 // write (`OOM command not allowed`) but still reads. Sessions read fine, every
 // save is refused whole, answered with 503 (the store maps OOM to
 // unavailable: Redis is up but cannot take writes for now, as with a
