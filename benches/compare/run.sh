@@ -1,0 +1,292 @@
+#!/usr/bin/env bash
+# Loopback load comparison: bare axum, sessio (memory, cookie, Redis stores)
+# and tower-sessions (memory, Redis) with identical handlers, loaded by wrk.
+# BENCHMARKS.md explains the method and the numbers.
+#
+#   benches/compare/run.sh
+#
+# Environment (defaults in brackets):
+#   ROUNDS [3]        rounds; every configuration runs every scenario once per round
+#   DURATION [5s]     wrk duration per measurement (after a 1 s warm-up)
+#   CONNECTIONS [32]  wrk connections (one wrk thread)
+#   SERVER_CPU [1]    core the server under test is pinned to
+#   LOAD_CPU [0]      core wrk is pinned to
+#   REDIS_CPU [0]     core redis-server is pinned to (the same for every configuration)
+#   REDIS_COUNT [1000] requests per scenario when counting Redis commands
+#   CONFIGS           space-separated subset of the configurations below
+#
+# Raw wrk output and the results go to target/compare/; the table is printed
+# at the end and written to target/compare/table.md.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+out="$root/target/compare"
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5s}
+CONNECTIONS=${CONNECTIONS:-32}
+SERVER_CPU=${SERVER_CPU:-1}
+LOAD_CPU=${LOAD_CPU:-0}
+REDIS_CPU=${REDIS_CPU:-0}
+REDIS_COUNT=${REDIS_COUNT:-1000}
+REDIS_PORT=16379
+PORT=18080
+HOST=127.0.0.1
+
+# --- tools -------------------------------------------------------------------
+need=()
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]} from Debian's packages" >&2
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+# --- build -------------------------------------------------------------------
+# Its own target directory: the comparison's dependencies (tower-sessions,
+# fred) never mix with the crate's builds.
+export CARGO_TARGET_DIR=${COMPARE_TARGET_DIR:-$root/target/compare-build}
+features=()
+if grep -q '^redis = ' "$root/Cargo.toml"; then
+  features=(--features redis)
+fi
+echo "building the servers (release) in $CARGO_TARGET_DIR" >&2
+cargo build --release --quiet --manifest-path "$here/Cargo.toml" "${features[@]}"
+server="$CARGO_TARGET_DIR/release/sessio-compare"
+memsize="$CARGO_TARGET_DIR/release/memsize"
+
+all_configs="bare sessio-memory sessio-cookie ts-memory ts-redis"
+[ ${#features[@]} -gt 0 ] && all_configs="bare sessio-memory sessio-cookie sessio-redis ts-memory ts-redis"
+CONFIGS=${CONFIGS:-$all_configs}
+SCENARIOS="untouched read rmw new"
+
+rm -rf "$out"
+mkdir -p "$out/raw"
+
+# --- processes ---------------------------------------------------------------
+server_pid=""
+redis_pid=""
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+  return 0
+}
+trap cleanup EXIT INT TERM
+
+rcli() { redis-cli -h "$HOST" -p "$REDIS_PORT" "$@"; }
+
+uses_redis() { case "$1" in *redis) return 0 ;; *) return 1 ;; esac; }
+
+start_redis() {
+  taskset -c "$REDIS_CPU" redis-server --bind "$HOST" --port "$REDIS_PORT" \
+    --save "" --appendonly no --protected-mode yes --loglevel warning \
+    >"$out/redis.log" 2>&1 &
+  redis_pid=$!
+  for _ in $(seq 50); do
+    rcli ping >/dev/null 2>&1 && return 0
+    sleep 0.1
+  done
+  echo "redis-server did not start; see $out/redis.log" >&2
+  exit 1
+}
+
+start_server() {
+  local config=$1
+  if uses_redis "$config"; then rcli flushall >/dev/null; fi
+  REDIS_URL="redis://$HOST:$REDIS_PORT" taskset -c "$SERVER_CPU" "$server" "$config" "$PORT" \
+    >>"$out/server.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 100); do
+    curl -s -o /dev/null "http://$HOST:$PORT/" && return 0
+    sleep 0.05
+  done
+  echo "server $config did not start; see $out/server.log" >&2
+  exit 1
+}
+
+stop_server() {
+  kill "$server_pid" 2>/dev/null || true
+  wait "$server_pid" 2>/dev/null || true
+  server_pid=""
+}
+
+# The session cookie of a fresh session (one request to /incr). The bare
+# server sets none; it gets a cookie of the same shape, so every server parses
+# the same header.
+session_cookie() {
+  local c
+  c=$(curl -s -D - -o /dev/null "http://$HOST:$PORT/incr" |
+    tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | head -n1)
+  if [ -z "$c" ]; then
+    c="id=AQAAAABrAVlYAAAAAGsBWVgAAAAAawKq2Fk4RzJtcnU1NjlCUTJsY2NaelVac0E.VWN-uX-2HJPX63weys486qtg4wMgw63gRBlrxY8qDX4"
+  fi
+  printf '%s' "$c"
+}
+
+# scenario -> "path cookie?"
+path_of() { case "$1" in untouched) echo / ;; read) echo /read ;; *) echo /incr ;; esac; }
+with_cookie() { case "$1" in read | rmw) return 0 ;; *) return 1 ;; esac; }
+
+# wrk's "99%" latency in milliseconds.
+p99_ms() {
+  awk '$1 == "99%" {
+    v = $2; u = v; sub(/[0-9.]+/, "", u); sub(/[a-z]+$/, "", v)
+    if (u == "us") v /= 1000; else if (u == "s") v *= 1000; else if (u == "m") v *= 60000
+    printf "%.3f", v
+  }' "$1"
+}
+
+measure() {
+  local round=$1 config=$2 scenario=$3 cookie=$4
+  local url="http://$HOST:$PORT$(path_of "$scenario")"
+  local args=(-t1 -c"$CONNECTIONS" --latency)
+  if with_cookie "$scenario"; then args+=(-H "Cookie: $cookie"); fi
+  taskset -c "$LOAD_CPU" wrk "${args[@]}" -d1s "$url" >/dev/null
+  local raw="$out/raw/r${round}-${config}-${scenario}.txt"
+  taskset -c "$LOAD_CPU" wrk "${args[@]}" -d"$DURATION" "$url" >"$raw"
+  local rps p99 errors
+  rps=$(awk '/^Requests\/sec:/ { print $2 }' "$raw")
+  p99=$(p99_ms "$raw")
+  errors=$(awk '/Non-2xx or 3xx responses:/ { n += $NF } /Socket errors:/ { n += 1 } END { print n + 0 }' "$raw")
+  printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$config" "$scenario" "$rps" "$p99" "$errors" >>"$out/results.tsv"
+  printf '  %-14s %-9s %10s req/s  p99 %7s ms%s\n' "$config" "$scenario" "$rps" "$p99" \
+    "$([ "$errors" = 0 ] || echo "  ERRORS: $errors")" >&2
+}
+
+# --- machine -----------------------------------------------------------------
+{
+  echo "date:     $(date -u '+%Y-%m-%d %H:%M UTC')"
+  echo "nproc:    $(nproc)"
+  echo "cpu:      $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+  echo "kernel:   $(uname -sr)"
+  echo "rustc:    $(rustc --version)"
+  echo "wrk:      $(wrk -v 2>&1 | head -n1 | awk '{ print $2 }'), -t1 -c$CONNECTIONS -d$DURATION (1 s warm-up)"
+  echo "redis:    $(redis-server --version | awk '{ print $3 }')"
+  echo "cores:    server $SERVER_CPU, wrk $LOAD_CPU, redis-server $REDIS_CPU"
+  echo "rounds:   $ROUNDS"
+  echo "load avg: $(cut -d' ' -f1-3 /proc/loadavg) (at start)"
+} >"$out/machine.txt"
+cat "$out/machine.txt" >&2
+
+case " $CONFIGS " in *redis*) start_redis ;; esac
+
+# --- rounds ------------------------------------------------------------------
+printf 'round\tconfig\tscenario\trps\tp99_ms\terrors\n' >"$out/results.tsv"
+read -r -a configs <<<"$CONFIGS"
+n=${#configs[@]}
+for round in $(seq "$ROUNDS"); do
+  echo "round $round/$ROUNDS" >&2
+  # Each round starts at a different configuration, so none always runs
+  # first (or last) in a round.
+  for i in $(seq 0 $((n - 1))); do
+    config=${configs[$(((i + round - 1) % n))]}
+    start_server "$config"
+    cookie=$(session_cookie)
+    for scenario in $SCENARIOS; do
+      measure "$round" "$config" "$scenario" "$cookie"
+    done
+    stop_server
+  done
+done
+
+# --- Redis commands per request ----------------------------------------------
+: >"$out/redis-commands.tsv"
+redis_calls() {
+  rcli info commandstats | tr -d '\r' |
+    sed -n 's/^cmdstat_\([^:]*\):calls=\([0-9]*\).*/\1 \2/p'
+}
+for config in $CONFIGS; do
+  uses_redis "$config" || continue
+  start_server "$config"
+  cookie=$(session_cookie)
+  for scenario in $SCENARIOS; do
+    url="http://$HOST:$PORT$(path_of "$scenario")?[1-$REDIS_COUNT]"
+    curl_args=(-s -o /dev/null)
+    if with_cookie "$scenario"; then curl_args+=(-H "Cookie: $cookie"); fi
+    rcli config resetstat >/dev/null
+    # MONITOR tells commands sent by the server (one round trip each) from
+    # the ones a script runs inside Redis.
+    rcli monitor >"$out/raw/monitor-$config-$scenario.txt" 2>/dev/null &
+    mon=$!
+    sleep 0.2
+    curl "${curl_args[@]}" "$url"
+    sleep 0.2
+    kill "$mon" 2>/dev/null || true
+    wait "$mon" 2>/dev/null || true
+    redis_calls | grep -v -E '^(config|monitor|info)[| ]' >"$out/raw/commandstats-$config-$scenario.txt" || true
+    trips=$(grep -v -c -E '\[[0-9]+ lua\]|"(config|info|monitor)"|^OK$' \
+      "$out/raw/monitor-$config-$scenario.txt" || true)
+    stats=$(awk -v n="$REDIS_COUNT" '{ printf "%s%s=%.2f", sep, toupper($1), $2 / n; sep = " " }' \
+      "$out/raw/commandstats-$config-$scenario.txt")
+    printf '%s\t%s\t%s\t%s\n' "$config" "$scenario" \
+      "$(awk -v t="$trips" -v n="$REDIS_COUNT" 'BEGIN { printf "%.2f", t / n }')" "${stats:--}" \
+      >>"$out/redis-commands.tsv"
+  done
+  stop_server
+done
+
+# --- memory ------------------------------------------------------------------
+"$memsize" 100000 >"$out/memsize.txt"
+
+# --- table -------------------------------------------------------------------
+awk -F'\t' -v rounds="$ROUNDS" '
+  function median(list,    a, n, i, j, t) {
+    n = split(list, a, " ")
+    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
+    if (n == 0) return ""
+    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+  }
+  function peer(c) { return c ~ /redis/ ? "ts-redis" : "ts-memory" }
+  NR == 1 { next }
+  { rps[$1, $2, $3] = $4; p99[$1, $2, $3] = $5; err[$2, $3] += $6; seen[$2] = 1; sc[$3] = 1 }
+  END {
+    split("untouched read rmw new", order, " ")
+    split("bare sessio-memory sessio-cookie sessio-redis ts-memory ts-redis", corder, " ")
+    label["untouched"] = "no cookie, untouched"; label["read"] = "existing session, read-only"
+    label["rmw"] = "existing session, read-modify-write"; label["new"] = "new session each request"
+    print "| scenario | configuration | req/s | p99 ms | × bare axum | × tower-sessions |"
+    print "|---|---|---:|---:|---:|---:|"
+    for (s = 1; s <= 4; s++) {
+      sn = order[s]
+      for (c = 1; c <= 6; c++) {
+        cn = corder[c]
+        if (!(cn in seen)) continue
+        lr = ""; lp = ""; lb = ""; lt = ""
+        for (r = 1; r <= rounds; r++) {
+          if (!((r, cn, sn) in rps)) continue
+          lr = lr " " rps[r, cn, sn]; lp = lp " " p99[r, cn, sn]
+          if ((r, "bare", sn) in rps) lb = lb " " rps[r, cn, sn] / rps[r, "bare", sn]
+          if (cn ~ /^sessio/ && (r, peer(cn), sn) in rps) lt = lt " " rps[r, cn, sn] / rps[r, peer(cn), sn]
+        }
+        tb = lb == "" ? "" : sprintf("%.3f", median(lb))
+        tt = lt == "" ? "" : sprintf("%.2f", median(lt))
+        e = err[cn, sn] ? sprintf(" (%d errors)", err[cn, sn]) : ""
+        printf "| %s | %s | %.0f%s | %.2f | %s | %s |\n", label[sn], cn, median(lr), e, median(lp), tb, tt
+      }
+    }
+  }' "$out/results.tsv" >"$out/table.md"
+
+{
+  echo
+  cat "$out/machine.txt"
+  echo
+  echo "Medians over $ROUNDS rounds; ratios are medians of per-round ratios (same round)."
+  echo "× tower-sessions: sessio-memory and sessio-cookie against ts-memory, sessio-redis against ts-redis."
+  echo
+  cat "$out/table.md"
+  if [ -s "$out/redis-commands.tsv" ]; then
+    echo
+    echo "Redis per request ($REDIS_COUNT sequential requests per scenario):"
+    echo "| configuration | scenario | round trips | INFO commandstats calls |"
+    echo "|---|---|---:|---|"
+    awk -F'\t' '{ printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4 }' "$out/redis-commands.tsv"
+  fi
+  echo
+  echo "MemoryStore, 100k sessions:"
+  sed 's/^/    /' "$out/memsize.txt"
+} | tee "$out/report.txt"

@@ -1,0 +1,126 @@
+//! One small release server per configuration, all with the same handlers:
+//!
+//! - `GET /`: never touches the session ("untouched");
+//! - `GET /read`: reads the counter, `{"count": n}`;
+//! - `GET /incr`: reads the counter and stores `n + 1`, `{"count": n}`.
+//!
+//! The bare axum server answers `/read` and `/incr` with `{"count": 0}`: the
+//! same response without a session layer, the baseline the others are
+//! divided by.
+//!
+//! `server CONFIG PORT`, CONFIG one of `bare`, `sessio-memory`,
+//! `sessio-cookie`, `sessio-redis`, `ts-memory`, `ts-redis`. Redis
+//! configurations read `REDIS_URL` (default `redis://127.0.0.1:6379`). Listens
+//! on 127.0.0.1 only. The runtime has one worker per CPU it may run on, so
+//! `taskset -c 1` gives a one-core server.
+
+use std::net::SocketAddr;
+
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::{json, Value};
+
+const POOL_SIZE: usize = 8;
+
+async fn untouched() -> &'static str {
+    "ok"
+}
+
+mod bare {
+    use super::*;
+
+    pub(crate) async fn count() -> Json<Value> {
+        Json(json!({ "count": 0 }))
+    }
+
+    pub(crate) fn app() -> Router {
+        Router::new()
+            .route("/", get(untouched))
+            .route("/read", get(count))
+            .route("/incr", get(count))
+    }
+}
+
+mod with_sessio {
+    use super::*;
+    use sessio::{Key, Session, SessionLayer, Store};
+
+    async fn read(session: Session) -> Json<Value> {
+        let n: u64 = session.get("count").expect("get").unwrap_or(0);
+        Json(json!({ "count": n }))
+    }
+
+    async fn incr(session: Session) -> Json<Value> {
+        let n: u64 = session.get("count").expect("get").unwrap_or(0);
+        session.set("count", n + 1).expect("set");
+        Json(json!({ "count": n }))
+    }
+
+    pub(crate) fn app<St: Store + Clone>(store: St) -> Router {
+        Router::new()
+            .route("/", get(untouched))
+            .route("/read", get(read))
+            .route("/incr", get(incr))
+            .layer(SessionLayer::new(store, Key::generate()))
+    }
+}
+
+mod with_tower_sessions {
+    use super::*;
+    use tower_sessions::{Session, SessionManagerLayer, SessionStore};
+    use tower_sessions_redis_store::fred::prelude::{ClientLike, Config, Pool};
+
+    async fn read(session: Session) -> Json<Value> {
+        let n: u64 = session.get("count").await.expect("get").unwrap_or(0);
+        Json(json!({ "count": n }))
+    }
+
+    async fn incr(session: Session) -> Json<Value> {
+        let n: u64 = session.get("count").await.expect("get").unwrap_or(0);
+        session.insert("count", n + 1).await.expect("insert");
+        Json(json!({ "count": n }))
+    }
+
+    pub(crate) fn app<St: SessionStore + Clone>(store: St) -> Router {
+        Router::new()
+            .route("/", get(untouched))
+            .route("/read", get(read))
+            .route("/incr", get(incr))
+            .layer(SessionManagerLayer::new(store))
+    }
+
+    pub(crate) async fn redis(url: &str) -> Router {
+        let config = Config::from_url(url).expect("redis url");
+        let pool = Pool::new(config, None, None, None, POOL_SIZE).expect("fred pool");
+        // The connection task runs for the life of the process.
+        let _task = pool.connect();
+        pool.wait_for_connect().await.expect("connect to redis");
+        app(tower_sessions_redis_store::RedisStore::new(pool))
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let mut args = std::env::args().skip(1);
+    let (Some(config), Some(port)) = (args.next(), args.next()) else {
+        eprintln!("usage: server CONFIG PORT");
+        std::process::exit(2);
+    };
+    let port: u16 = port.parse().expect("PORT");
+    let redis_url =
+        std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let app = match config.as_str() {
+        "bare" => bare::app(),
+        "sessio-memory" => with_sessio::app(sessio::MemoryStore::new()),
+        "sessio-cookie" => with_sessio::app(sessio::CookieStore::new()),
+        "ts-memory" => with_tower_sessions::app(tower_sessions::MemoryStore::default()),
+        "ts-redis" => with_tower_sessions::redis(&redis_url).await,
+        other => {
+            eprintln!("unknown configuration {other}");
+            std::process::exit(2);
+        }
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let listener = tokio::net::TcpListener::bind(addr).await.expect("bind");
+    axum::serve(listener, app).await.expect("serve");
+}
