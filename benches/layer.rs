@@ -1,8 +1,11 @@
-//! In-process round trips through the session layer with `oneshot`, beside
-//! the same handler without the layer, and id generation.
+//! In-process round trips through the session layer with `oneshot`, one
+//! group per store, beside the same handler without the layer; id generation;
+//! and cookie signing and verifying on their own.
 //!
-//! `cargo bench --bench layer`. The numbers are per request, CPU only (no
-//! sockets); BENCHMARKS.md has the loopback load comparison.
+//! `cargo bench --bench layer` (add `--features redis` with a Redis at
+//! `REDIS_URL`, default `redis://127.0.0.1:6379`, for the Redis group). The
+//! numbers are per request, CPU only (no sockets); BENCHMARKS.md has the
+//! loopback load comparison.
 
 // criterion_group! defines an undocumented `pub fn benches`.
 #![allow(missing_docs)]
@@ -13,9 +16,9 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::header::{COOKIE, SET_COOKIE};
 use http::{Request, Response};
-use sessio::store::Store;
-use sessio::{Id, Key, MemoryStore, Session, SessionLayer};
-use tower::{Service, ServiceExt};
+use sessio::store::{Changes, Expires, Record, Store};
+use sessio::{CookieStore, Error, Id, Key, MemoryStore, Session, SessionLayer};
+use tower::ServiceExt;
 
 async fn handler(req: Request<String>) -> Result<Response<String>, Infallible> {
     let path = req.uri().path();
@@ -39,10 +42,21 @@ fn request(path: &str, cookie: Option<&str>) -> Request<String> {
     b.body(String::new()).unwrap()
 }
 
-fn bench_store<St: Store + Clone>(c: &mut Criterion, name: &str, store: St) {
-    let rt = tokio::runtime::Builder::new_current_thread()
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// `name=value` of the response's session cookie.
+fn cookie_of(res: &Response<String>) -> String {
+    let set = res.headers()[SET_COOKIE].to_str().unwrap();
+    set.split(';').next().unwrap().to_owned()
+}
+
+fn bench_store<St: Store + Clone>(c: &mut Criterion, name: &str, store: St) {
+    let rt = runtime();
     let layer = SessionLayer::new(store, Key::from_bytes(&[1; 32]).unwrap());
     let svc = tower::ServiceBuilder::new()
         .layer(layer)
@@ -50,13 +64,7 @@ fn bench_store<St: Store + Clone>(c: &mut Criterion, name: &str, store: St) {
     let res = rt
         .block_on(svc.clone().oneshot(request("/incr", None)))
         .unwrap();
-    let cookie = res.headers()[SET_COOKIE]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_owned();
+    let cookie = cookie_of(&res);
 
     let mut group = c.benchmark_group(format!("layer/{name}"));
     for (label, path, cookie) in [
@@ -66,9 +74,10 @@ fn bench_store<St: Store + Clone>(c: &mut Criterion, name: &str, store: St) {
         ("new session", "/incr", None),
     ] {
         group.bench_function(label, |b| {
-            let mut svc = svc.clone();
             b.iter(|| {
-                let res = rt.block_on(svc.call(request(path, cookie))).unwrap();
+                let res = rt
+                    .block_on(svc.clone().oneshot(request(path, cookie)))
+                    .unwrap();
                 black_box(res);
             });
         });
@@ -77,14 +86,12 @@ fn bench_store<St: Store + Clone>(c: &mut Criterion, name: &str, store: St) {
 }
 
 fn bare(c: &mut Criterion) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .unwrap();
-    let mut svc = tower::service_fn(|_req: Request<String>| async {
+    let rt = runtime();
+    let svc = tower::service_fn(|_req: Request<String>| async {
         Ok::<_, Infallible>(Response::new(String::from("0")))
     });
     c.bench_function("layer/bare handler (baseline)", |b| {
-        b.iter(|| black_box(rt.block_on(svc.call(request("/read", None))).unwrap()));
+        b.iter(|| black_box(rt.block_on(svc.oneshot(request("/read", None))).unwrap()));
     });
 }
 
@@ -92,9 +99,79 @@ fn ids(c: &mut Criterion) {
     c.bench_function("id/generate", |b| b.iter(|| black_box(Id::generate())));
 }
 
+/// A store that keeps nothing and always hands out the same id, so the
+/// `cookie/*` benches measure the layer's signing and verifying, not a store.
+#[derive(Clone, Copy)]
+struct FixedId;
+
+const FIXED_ID: &str = "AAAAAAAAAAAAAAAAAAAAAA";
+
+impl Store for FixedId {
+    async fn create(&self, _: &Record, _: Expires) -> Result<String, Error> {
+        Ok(FIXED_ID.to_owned())
+    }
+    async fn load(&self, _: &str) -> Result<Option<Record>, Error> {
+        Ok(Some(Record::new()))
+    }
+    async fn update(
+        &self,
+        value: &str,
+        _: &Record,
+        _: &Changes,
+        _: Expires,
+    ) -> Result<Option<String>, Error> {
+        Ok(Some(value.to_owned()))
+    }
+    async fn touch(&self, _: &str, _: Expires) -> Result<bool, Error> {
+        Ok(true)
+    }
+    async fn delete(&self, _: &str) -> Result<(), Error> {
+        Ok(())
+    }
+}
+
+/// Signing and verifying a session-id cookie (HMAC-SHA256, base64url),
+/// through the layer with a store that does nothing:
+/// - `sign`: a new session is saved; the layer signs the id and renders
+///   `Set-Cookie`;
+/// - `verify`: a request carries the signed cookie and the handler never
+///   looks at the session; the layer parses the `Cookie` header and verifies;
+/// - `no cookie`: the same request without a cookie, the cost of the rest.
+fn cookie(c: &mut Criterion) {
+    let rt = runtime();
+    let layer = SessionLayer::new(FixedId, Key::from_bytes(&[1; 32]).unwrap());
+    let svc = tower::ServiceBuilder::new()
+        .layer(layer)
+        .service_fn(handler);
+    let res = rt
+        .block_on(svc.clone().oneshot(request("/incr", None)))
+        .unwrap();
+    let cookie = cookie_of(&res);
+    let mut group = c.benchmark_group("cookie");
+    for (label, path, cookie) in [
+        ("sign", "/incr", None),
+        ("verify", "/untouched", Some(cookie.as_str())),
+        ("no cookie", "/untouched", None),
+    ] {
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                let res = rt
+                    .block_on(svc.clone().oneshot(request(path, cookie)))
+                    .unwrap();
+                black_box(res);
+            });
+        });
+    }
+    group.finish();
+}
+
 fn memory(c: &mut Criterion) {
     bench_store(c, "memory", MemoryStore::new());
 }
 
-criterion_group!(benches, bare, ids, memory);
+fn cookie_store(c: &mut Criterion) {
+    bench_store(c, "cookie", CookieStore::new());
+}
+
+criterion_group!(benches, bare, ids, cookie, memory, cookie_store);
 criterion_main!(benches);
