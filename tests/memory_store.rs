@@ -90,3 +90,29 @@ async fn concurrent_use_from_many_tasks() {
     }
     assert!(store.is_empty());
 }
+
+// Records are kept as JSON inside the store; whatever a handler can put in a
+// session comes back exactly, floats and data nested past what JSON reads
+// back included.
+#[tokio::test]
+async fn records_come_back_exactly() {
+    use serde_json::{json, Value};
+    let store = MemoryStore::new();
+    let ttl = Duration::from_secs(60);
+    let e = Expires::new(std::time::SystemTime::now() + ttl, ttl);
+    let mut record = Record::new();
+    record.insert("f", json!(1.0559953781465763e232_f64));
+    record.insert("neg", json!(-0.0));
+    record.insert("big", json!(u64::MAX));
+    record.insert("text", json!("é \u{0} \"q\""));
+    let v = store.create(&record, e).await.unwrap();
+    assert_eq!(store.load(&v).await.unwrap(), Some(record.clone()));
+
+    let mut deep = Value::Null;
+    for _ in 0..200 {
+        deep = Value::Array(vec![deep]);
+    }
+    record.insert("deep", deep);
+    let v = store.create(&record, e).await.unwrap();
+    assert_eq!(store.load(&v).await.unwrap(), Some(record));
+}

@@ -79,15 +79,9 @@
 //! you need to list or count sessions on the server.
 
 use serde::ser::Error as _;
-use serde_json::Value;
 
 use super::{Changes, Expires, Protection, Record, Store};
 use crate::error::Error;
-
-/// The deepest nesting of arrays and objects, the record's own map included,
-/// that `serde_json` reads back (its recursion limit). Deeper data would seal
-/// fine and then never open again, silently losing the session.
-const MAX_DEPTH: usize = 127;
 
 /// Keeps the whole session in the cookie, encrypted by default.
 ///
@@ -142,28 +136,13 @@ impl CookieStore {
 
     /// The session data as the cookie carries it.
     fn seal(record: &Record) -> Result<String, Error> {
-        if nests_too_deep(record) {
+        if record.nests_too_deep() {
             return Err(Error::serialize(serde_json::Error::custom(
                 "session data nests too deeply for the cookie store",
             )));
         }
         serde_json::to_string(record).map_err(Error::serialize)
     }
-}
-
-/// `true` when an array or object sits deeper than [`MAX_DEPTH`]. Iterative,
-/// so no nesting can exhaust the stack here.
-fn nests_too_deep(record: &Record) -> bool {
-    let mut stack: Vec<(&Value, usize)> = record.iter().map(|(_, v)| (v, 2)).collect();
-    while let Some((value, depth)) = stack.pop() {
-        match value {
-            Value::Array(_) | Value::Object(_) if depth > MAX_DEPTH => return true,
-            Value::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
-            Value::Object(map) => stack.extend(map.values().map(|v| (v, depth + 1))),
-            _ => {}
-        }
-    }
-    false
 }
 
 impl Store for CookieStore {
@@ -208,7 +187,8 @@ impl Store for CookieStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use crate::store::record::MAX_DEPTH;
+    use serde_json::{json, Value};
     use std::time::{Duration, SystemTime};
 
     fn expires() -> Expires {

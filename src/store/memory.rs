@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
@@ -22,7 +23,8 @@ type IdSource = dyn Fn() -> Id + Send + Sync;
 /// Nothing to run, safe under concurrent use, and bounded: each shard sweeps
 /// out expired records whenever it has doubled in size since its last sweep,
 /// and a read never returns an expired record. Records are keyed by the
-/// SHA-256 of the id. Clones share the same sessions. Sessions do not survive
+/// SHA-256 of the id and kept as compact JSON, about 200 bytes per session
+/// beyond the data itself. Clones share the same sessions. Sessions do not survive
 /// a restart and are not shared between processes; use the Redis store for that.
 ///
 /// ```
@@ -43,13 +45,69 @@ struct Inner {
 }
 
 struct Shard {
-    map: HashMap<[u8; 32], Entry>,
+    map: HashMap<[u8; 32], Entry, BuildHasherDefault<DigestHasher>>,
     sweep_at: usize,
 }
 
+/// A record as compact JSON: a few hundred bytes less per session than the
+/// map of `Value`s, for a parse on load and a re-encode on update. Data
+/// nested deeper than JSON reads back stays a `Record`.
 struct Entry {
-    record: Record,
+    data: Data,
     expires: SystemTime,
+}
+
+enum Data {
+    Json(Box<str>),
+    Deep(Record),
+}
+
+impl Data {
+    fn new(record: &Record) -> Result<Self, Error> {
+        if record.nests_too_deep() {
+            return Ok(Self::Deep(record.clone()));
+        }
+        serde_json::to_string(record)
+            .map(|s| Self::Json(s.into_boxed_str()))
+            .map_err(Error::serialize)
+    }
+
+    fn record(&self) -> Result<Record, Error> {
+        match self {
+            Self::Json(json) => serde_json::from_str(json).map_err(Error::deserialize),
+            Self::Deep(record) => Ok(record.clone()),
+        }
+    }
+}
+
+/// The map keys are SHA-256 digests, already uniform, so eight of their bytes
+/// are the hash (byte 0, which picks the shard, is not among them). Safe from
+/// flooding: only ids this store minted are ever inserted.
+#[derive(Default)]
+struct DigestHasher(u64);
+
+impl Hasher for DigestHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        match bytes.get(8..16) {
+            Some(word) => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(word);
+                self.0 ^= u64::from_le_bytes(b);
+            }
+            None => {
+                for &b in bytes {
+                    self.0 = self.0.rotate_left(8) ^ u64::from(b);
+                }
+            }
+        }
+    }
+
+    // The array's length prefix: the same for every key.
+    fn write_usize(&mut self, _: usize) {}
 }
 
 impl Default for MemoryStore {
@@ -83,7 +141,7 @@ impl MemoryStore {
             inner: Arc::new(Inner {
                 shards: std::array::from_fn(|_| {
                     Mutex::new(Shard {
-                        map: HashMap::new(),
+                        map: HashMap::default(),
                         sweep_at: MIN_SWEEP,
                     })
                 }),
@@ -154,6 +212,7 @@ fn digest(id: &str) -> [u8; 32] {
 impl Store for MemoryStore {
     async fn create(&self, record: &Record, expires: Expires) -> Result<String, Error> {
         let now = self.inner.clock.now();
+        let data = Data::new(record)?;
         loop {
             let id = (self.inner.ids)();
             let key = digest(id.as_str());
@@ -169,7 +228,7 @@ impl Store for MemoryStore {
             shard.map.insert(
                 key,
                 Entry {
-                    record: record.clone(),
+                    data,
                     expires: expires.at,
                 },
             );
@@ -178,7 +237,7 @@ impl Store for MemoryStore {
     }
 
     async fn load(&self, value: &str) -> Result<Option<Record>, Error> {
-        Ok(self.with_live(value, |e| e.record.clone()))
+        self.with_live(value, |e| e.data.record()).transpose()
     }
 
     async fn update(
@@ -188,11 +247,14 @@ impl Store for MemoryStore {
         changes: &Changes,
         expires: Expires,
     ) -> Result<Option<String>, Error> {
-        Ok(self.with_live(value, |e| {
-            e.record.apply(changes, record);
+        self.with_live(value, |e| {
+            let mut stored = e.data.record()?;
+            stored.apply(changes, record);
+            e.data = Data::new(&stored)?;
             e.expires = expires.at;
-            value.to_owned()
-        }))
+            Ok(value.to_owned())
+        })
+        .transpose()
     }
 
     async fn touch(&self, value: &str, expires: Expires) -> Result<bool, Error> {
@@ -213,5 +275,49 @@ impl fmt::Debug for MemoryStore {
         f.debug_struct("MemoryStore")
             .field("len", &self.len())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::{json, Value};
+    use std::time::Duration;
+
+    fn expires() -> Expires {
+        let ttl = Duration::from_secs(60);
+        Expires::new(SystemTime::now() + ttl, ttl)
+    }
+
+    // An update applies the changes to the stored JSON and writes JSON back,
+    // or keeps a `Record` once the data nests too deep for JSON, and back.
+    #[tokio::test]
+    async fn updates_round_trip_through_json_and_deep_data() {
+        let store = MemoryStore::new();
+        let mut record = Record::new();
+        record.insert("a", json!(1));
+        let v = store.create(&record, expires()).await.unwrap();
+
+        let mut deep = Value::Null;
+        for _ in 0..200 {
+            deep = Value::Array(vec![deep]);
+        }
+        let mut changes = Changes::default();
+        record.insert("deep", deep);
+        changes.record_set("deep");
+        let got = store.update(&v, &record, &changes, expires()).await;
+        assert_eq!(got.unwrap(), Some(v.clone()));
+        assert_eq!(store.load(&v).await.unwrap(), Some(record.clone()));
+
+        let mut changes = Changes::default();
+        record.remove("deep");
+        changes.record_remove("deep");
+        record.insert("b", json!(-0.5));
+        changes.record_set("b");
+        let got = store.update(&v, &record, &changes, expires()).await;
+        assert_eq!(got.unwrap(), Some(v.clone()));
+        assert_eq!(store.load(&v).await.unwrap(), Some(record));
+        let shard = store.shard(&digest(&v));
+        assert!(matches!(shard.map[&digest(&v)].data, Data::Json(_)));
     }
 }

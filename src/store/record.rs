@@ -6,6 +6,12 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+/// The deepest nesting of arrays and objects, the record's own map included,
+/// that `serde_json` reads back (its recursion limit). Stores that keep a
+/// record as JSON check it: deeper data would encode fine and never decode.
+#[cfg(any(feature = "memory-store", feature = "cookie-store"))]
+pub(crate) const MAX_DEPTH: usize = 127;
+
 /// A session's data: string keys to JSON values.
 ///
 /// Flash messages live here too, under keys that start with `_flash`.
@@ -54,6 +60,22 @@ impl Record {
     /// The keys and values, in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
         self.data.iter().map(|(k, v)| (k.as_str(), v))
+    }
+
+    /// `true` when an array or object sits deeper than [`MAX_DEPTH`].
+    /// Iterative, so no nesting can exhaust the stack here.
+    #[cfg(any(feature = "memory-store", feature = "cookie-store"))]
+    pub(crate) fn nests_too_deep(&self) -> bool {
+        let mut stack: Vec<(&Value, usize)> = self.data.values().map(|v| (v, 2)).collect();
+        while let Some((value, depth)) = stack.pop() {
+            match value {
+                Value::Array(_) | Value::Object(_) if depth > MAX_DEPTH => return true,
+                Value::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+                Value::Object(map) => stack.extend(map.values().map(|v| (v, depth + 1))),
+                _ => {}
+            }
+        }
+        false
     }
 
     /// Applies `changes`, taking new values from `from` (the request's copy of
