@@ -253,14 +253,30 @@ impl CookieAttrs {
     }
 
     /// `Set-Cookie` for a value, with `Max-Age` when the cookie is persistent.
+    #[cfg(test)]
     pub(crate) fn set_cookie(&self, value: &str, max_age: Option<u64>) -> String {
-        let mut s = String::with_capacity(self.name.len() + value.len() + self.suffix.len() + 24);
+        self.set_cookie_with(value.len(), max_age, |s| s.push_str(value))
+    }
+
+    /// `Set-Cookie` for a value of `len` bytes that `write` appends, in one
+    /// allocation of exactly the header's length (so the header value takes
+    /// the buffer over without another).
+    pub(crate) fn set_cookie_with(
+        &self,
+        len: usize,
+        max_age: Option<u64>,
+        write: impl FnOnce(&mut String),
+    ) -> String {
+        const MAX_AGE: &str = "; Max-Age=";
+        let age_len = max_age.map_or(0, |secs| MAX_AGE.len() + decimal_len(secs));
+        let mut s = String::with_capacity(self.name.len() + 1 + len + age_len + self.suffix.len());
         s.push_str(&self.name);
         s.push('=');
-        s.push_str(value);
+        write(&mut s);
         if let Some(secs) = max_age {
-            s.push_str("; Max-Age=");
-            s.push_str(&secs.to_string());
+            use std::fmt::Write as _;
+            s.push_str(MAX_AGE);
+            let _ = write!(s, "{secs}");
         }
         s.push_str(&self.suffix);
         s
@@ -274,6 +290,11 @@ impl CookieAttrs {
             self.name, self.suffix
         )
     }
+}
+
+/// Number of decimal digits of `n`.
+fn decimal_len(n: u64) -> usize {
+    n.checked_ilog10().map_or(1, |d| d as usize + 1)
 }
 
 /// RFC 6265 cookie-name: an RFC 7230 token.
@@ -300,6 +321,26 @@ mod tests {
         assert_eq!(
             a.set_cookie("v", None),
             "id=v; Path=/; Secure; HttpOnly; SameSite=Lax"
+        );
+    }
+
+    #[test]
+    fn set_cookie_is_sized_exactly() {
+        let a = CookieAttrs::new("id").build().unwrap();
+        for age in [
+            None,
+            Some(0),
+            Some(9),
+            Some(10),
+            Some(86_400),
+            Some(u64::MAX),
+        ] {
+            let s = a.set_cookie("value", age);
+            assert_eq!(s.len(), s.capacity(), "{s}");
+        }
+        assert_eq!(
+            a.set_cookie("v", Some(3600)),
+            "id=v; Max-Age=3600; Path=/; Secure; HttpOnly; SameSite=Lax"
         );
     }
 

@@ -125,13 +125,16 @@ impl<St: Store> Shared<St> {
         match result {
             Ok(Some(value)) => {
                 let attrs = plan.attrs.as_ref().unwrap_or(&self.cookies[session.slot]);
-                let encoded = self.codec.encode(
-                    self.protection,
-                    &attrs.name,
-                    &plan.envelope,
-                    value.as_bytes(),
-                );
-                st.outgoing = Some(attrs.set_cookie(&encoded, plan.max_age));
+                let len = encoded_len(self.protection, value.len());
+                st.outgoing = Some(attrs.set_cookie_with(len, plan.max_age, |out| {
+                    self.codec.encode_into(
+                        self.protection,
+                        &attrs.name,
+                        &plan.envelope,
+                        value.as_bytes(),
+                        out,
+                    );
+                }));
                 st.value = Some(value);
                 st.envelope = Some(plan.envelope);
                 st.removal = false;
@@ -187,7 +190,8 @@ impl<St: Store> Shared<St> {
         let ttl = at.saturating_sub(now);
         let dirty = !st.changes.is_empty() || st.force_create;
         let mut deletes = std::mem::take(&mut st.deletes);
-        let write = match st.value.clone() {
+        // Cloned only for a write that takes it along.
+        let write = match st.value.as_deref() {
             _ if ttl == 0 => {
                 deletes.extend(st.value.take());
                 if st.removal || !deletes.is_empty() {
@@ -205,11 +209,11 @@ impl<St: Store> Shared<St> {
             }
             None => Write::Create(st.data.clone()),
             Some(v) if dirty && st.data.is_empty() => {
-                deletes.push(v);
+                deletes.push(v.to_owned());
                 Write::Remove
             }
             Some(value) if dirty => Write::Update {
-                value,
+                value: value.to_owned(),
                 record: st.data.clone(),
             },
             Some(v) => {
@@ -218,9 +222,9 @@ impl<St: Store> Shared<St> {
                     .window()
                     .is_some_and(|w| old.saturating_sub(now).saturating_mul(2) < w.as_secs());
                 if st.refresh || (half_gone && at > old) {
-                    Write::Touch(v)
+                    Write::Touch(v.to_owned())
                 } else if st.reissue {
-                    Write::Reissue(v)
+                    Write::Reissue(v.to_owned())
                 } else {
                     Write::Nothing
                 }

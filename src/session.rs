@@ -139,10 +139,14 @@ impl Session {
     pub fn set(&self, key: &str, value: impl Serialize) -> Result<(), Error> {
         let value = serde_json::to_value(value).map_err(Error::serialize)?;
         let mut st = self.loaded_state()?;
-        if st.data.get(key) == Some(&value) {
-            return Ok(());
+        match st.data.get_mut(key) {
+            Some(old) if *old == value => return Ok(()),
+            // Replaced in place: no new key.
+            Some(old) => *old = value,
+            None => {
+                st.data.insert(key, value);
+            }
         }
-        st.data.insert(key, value);
         st.changes.record_set(key);
         Ok(())
     }

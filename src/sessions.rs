@@ -1,5 +1,7 @@
 //! [`Sessions`]: every named session of a request.
 
+use std::sync::Arc;
+
 use crate::error::Error;
 use crate::session::Session;
 
@@ -18,16 +20,18 @@ use crate::session::Session;
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct Sessions {
-    list: Vec<Session>,
+    // Shared with the layer's response future: one allocation per request.
+    list: Arc<[Session]>,
 }
 
 impl Sessions {
-    pub(crate) fn from_vec(list: Vec<Session>) -> Self {
+    pub(crate) fn new(list: Arc<[Session]>) -> Self {
         Self { list }
     }
 
-    pub(crate) fn extend(&mut self, more: impl IntoIterator<Item = Session>) {
-        self.list.extend(more);
+    /// Appends the sessions of an inner layer.
+    pub(crate) fn extend(&mut self, more: &[Session]) {
+        self.list = self.list.iter().chain(more).cloned().collect();
     }
 
     /// The session with this cookie name, loaded (gin's `DefaultMany`).

@@ -82,10 +82,10 @@ where
 
 impl<S, St: Store> SessionService<S, St> {
     /// Reads the session cookies and puts unloaded handles in the request.
-    fn attach<B>(&self, req: &mut Request<B>) -> Vec<Session> {
+    fn attach<B>(&self, req: &mut Request<B>) -> Arc<[Session]> {
         let engine: Arc<dyn Engine> = self.shared.clone();
         let now = self.shared.clock.now();
-        let own: Vec<Session> = (0..self.shared.cookies.len())
+        let own: Arc<[Session]> = (0..self.shared.cookies.len())
             .map(|slot| {
                 let state = incoming::read(&self.shared, slot, req.headers(), now);
                 Session::new(engine.clone(), slot, state)
@@ -96,9 +96,9 @@ impl<S, St: Store> SessionService<S, St> {
             ext.insert(own[0].clone());
         }
         match ext.get_mut::<Sessions>() {
-            Some(list) => list.extend(own.iter().cloned()),
+            Some(list) => list.extend(&own),
             None => {
-                ext.insert(Sessions::from_vec(own.clone()));
+                ext.insert(Sessions::new(own.clone()));
             }
         }
         own

@@ -32,6 +32,10 @@ impl Record {
         self.data.get(key)
     }
 
+    pub(crate) fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.data.get_mut(key)
+    }
+
     /// Sets `key`, returning the value it replaces.
     pub fn insert(&mut self, key: impl Into<String>, value: Value) -> Option<Value> {
         self.data.insert(key.into(), value)
@@ -91,7 +95,12 @@ impl Record {
         }
         for k in &changes.set {
             if let Some(v) = from.data.get(k) {
-                self.data.insert(k.clone(), v.clone());
+                match self.data.get_mut(k) {
+                    Some(old) => old.clone_from(v),
+                    None => {
+                        self.data.insert(k.clone(), v.clone());
+                    }
+                }
             }
         }
     }
