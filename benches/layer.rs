@@ -3,7 +3,8 @@
 //! and cookie signing and verifying on their own.
 //!
 //! `cargo bench --bench layer` (add `--features redis` with a Redis at
-//! `REDIS_URL`, default `redis://127.0.0.1:6379`, for the Redis group). The
+//! `REDIS_URL`, default `redis://127.0.0.1:6379`, for the Redis group; it is
+//! skipped when no Redis answers). The
 //! numbers are per request, CPU only (no sockets); BENCHMARKS.md has the
 //! loopback load comparison.
 
@@ -64,6 +65,10 @@ fn bench_store<St: Store + Clone>(c: &mut Criterion, name: &str, store: St) {
     let res = rt
         .block_on(svc.clone().oneshot(request("/incr", None)))
         .unwrap();
+    if !res.headers().contains_key(SET_COOKIE) {
+        eprintln!("layer/{name}: skipped, the store answered {}", res.status());
+        return;
+    }
     let cookie = cookie_of(&res);
 
     let mut group = c.benchmark_group(format!("layer/{name}"));
@@ -173,5 +178,17 @@ fn cookie_store(c: &mut Criterion) {
     bench_store(c, "cookie", CookieStore::new());
 }
 
-criterion_group!(benches, bare, ids, cookie, memory, cookie_store);
+/// Needs a Redis at `REDIS_URL` (default `redis://127.0.0.1:6379`); skipped
+/// when none answers.
+#[cfg(feature = "redis")]
+fn redis(c: &mut Criterion) {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    let store = sessio::RedisStore::connect(&url).unwrap();
+    bench_store(c, "redis", store);
+}
+
+#[cfg(not(feature = "redis"))]
+fn redis(_: &mut Criterion) {}
+
+criterion_group!(benches, bare, ids, cookie, memory, cookie_store, redis);
 criterion_main!(benches);
