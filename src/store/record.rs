@@ -12,6 +12,25 @@ use serde_json::Value;
 #[cfg(any(feature = "memory-store", feature = "cookie-store"))]
 pub(crate) const MAX_DEPTH: usize = 127;
 
+/// `true` when `value`, as a value of a record, holds an array or object
+/// deeper than [`MAX_DEPTH`]. Scalars, the common case, cost no allocation.
+#[cfg(any(feature = "memory-store", feature = "cookie-store"))]
+pub(crate) fn value_nests_too_deep(value: &Value) -> bool {
+    if !matches!(value, Value::Array(_) | Value::Object(_)) {
+        return false;
+    }
+    let mut stack: Vec<(&Value, usize)> = vec![(value, 2)];
+    while let Some((value, depth)) = stack.pop() {
+        match value {
+            Value::Array(_) | Value::Object(_) if depth > MAX_DEPTH => return true,
+            Value::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
+            Value::Object(map) => stack.extend(map.values().map(|v| (v, depth + 1))),
+            _ => {}
+        }
+    }
+    false
+}
+
 /// A session's data: string keys to JSON values.
 ///
 /// Flash messages live here too, under keys that start with `_flash`.
@@ -70,16 +89,7 @@ impl Record {
     /// Iterative, so no nesting can exhaust the stack here.
     #[cfg(any(feature = "memory-store", feature = "cookie-store"))]
     pub(crate) fn nests_too_deep(&self) -> bool {
-        let mut stack: Vec<(&Value, usize)> = self.data.values().map(|v| (v, 2)).collect();
-        while let Some((value, depth)) = stack.pop() {
-            match value {
-                Value::Array(_) | Value::Object(_) if depth > MAX_DEPTH => return true,
-                Value::Array(items) => stack.extend(items.iter().map(|v| (v, depth + 1))),
-                Value::Object(map) => stack.extend(map.values().map(|v| (v, depth + 1))),
-                _ => {}
-            }
-        }
-        false
+        self.data.values().any(value_nests_too_deep)
     }
 
     /// Applies `changes`, taking new values from `from` (the request's copy of

@@ -13,6 +13,9 @@ use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::id::{self, Id};
 
+mod data;
+use data::Data;
+
 const SHARDS: usize = 16;
 const MIN_SWEEP: usize = 64;
 
@@ -49,35 +52,10 @@ struct Shard {
     sweep_at: usize,
 }
 
-/// A record as compact JSON: a few hundred bytes less per session than the
-/// map of `Value`s, for a parse on load and a re-encode on update. Data
-/// nested deeper than JSON reads back stays a `Record`.
+/// A record and when it expires.
 struct Entry {
     data: Data,
     expires: SystemTime,
-}
-
-enum Data {
-    Json(Box<str>),
-    Deep(Record),
-}
-
-impl Data {
-    fn new(record: &Record) -> Result<Self, Error> {
-        if record.nests_too_deep() {
-            return Ok(Self::Deep(record.clone()));
-        }
-        serde_json::to_string(record)
-            .map(|s| Self::Json(s.into_boxed_str()))
-            .map_err(Error::serialize)
-    }
-
-    fn record(&self) -> Result<Record, Error> {
-        match self {
-            Self::Json(json) => serde_json::from_str(json).map_err(Error::deserialize),
-            Self::Deep(record) => Ok(record.clone()),
-        }
-    }
 }
 
 /// The map keys are SHA-256 digests, already uniform, so eight of their bytes
@@ -248,9 +226,7 @@ impl Store for MemoryStore {
         expires: Expires,
     ) -> Result<Option<String>, Error> {
         self.with_live(value, |e| {
-            let mut stored = e.data.record()?;
-            stored.apply(changes, record);
-            e.data = Data::new(&stored)?;
+            e.data = e.data.apply(changes, record)?;
             e.expires = expires.at;
             Ok(value.to_owned())
         })
