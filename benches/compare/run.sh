@@ -51,18 +51,12 @@ fi
 # Its own target directory: the comparison's dependencies (tower-sessions,
 # fred) never mix with the crate's builds.
 export CARGO_TARGET_DIR=${COMPARE_TARGET_DIR:-$root/target/compare-build}
-features=()
-if grep -q '^redis = ' "$root/Cargo.toml"; then
-  features=(--features redis)
-fi
 echo "building the servers (release) in $CARGO_TARGET_DIR" >&2
-cargo build --release --quiet --manifest-path "$here/Cargo.toml" "${features[@]}"
+cargo build --release --quiet --manifest-path "$here/Cargo.toml"
 server="$CARGO_TARGET_DIR/release/sessio-compare"
 memsize="$CARGO_TARGET_DIR/release/memsize"
 
-all_configs="bare sessio-memory sessio-cookie ts-memory ts-redis"
-[ ${#features[@]} -gt 0 ] && all_configs="bare sessio-memory sessio-cookie sessio-redis ts-memory ts-redis"
-CONFIGS=${CONFIGS:-$all_configs}
+CONFIGS=${CONFIGS:-bare sessio-memory sessio-cookie sessio-redis ts-memory ts-redis}
 SCENARIOS="untouched read rmw new"
 
 rm -rf "$out"
@@ -162,7 +156,9 @@ measure() {
 {
   echo "date:     $(date -u '+%Y-%m-%d %H:%M UTC')"
   echo "nproc:    $(nproc)"
-  echo "cpu:      $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+  echo "cpu:      $(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)" \
+    "(family $(sed -n 's/^cpu family[[:space:]]*: //p' /proc/cpuinfo | head -n1)," \
+    "model $(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -n1))"
   echo "kernel:   $(uname -sr)"
   echo "rustc:    $(rustc --version)"
   echo "wrk:      $(wrk -v 2>&1 | head -n1 | awk '{ print $2 }'), -t1 -c$CONNECTIONS -d$DURATION (1 s warm-up)"

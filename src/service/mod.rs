@@ -51,7 +51,7 @@ impl<S: fmt::Debug, St> fmt::Debug for SessionService<S, St> {
 
 impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, St>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
     S::Future: Send + 'static,
     St: Store,
     ReqBody: Send + 'static,
@@ -68,13 +68,12 @@ where
 
     fn call(&mut self, mut req: Request<ReqBody>) -> Self::Future {
         let sessions = self.attach(&mut req);
-        // The inner service that was driven to readiness goes into the future;
-        // a fresh clone stays for the next call (tower-service's advice).
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
+        // Called here, on the service `poll_ready` readied, so only its future
+        // goes into ours: no clone of the inner service per request.
+        let inner = self.inner.call(req);
         let shared = self.shared.clone();
         ResponseFuture::new(Box::pin(async move {
-            let res = inner.call(req).await?;
+            let res = inner.await?;
             Ok(finish(&shared, &sessions, res).await)
         }))
     }

@@ -63,6 +63,15 @@ mod with_sessio {
             .route("/incr", get(incr))
             .layer(SessionLayer::new(store, Key::generate()))
     }
+
+    #[cfg(feature = "redis")]
+    pub(crate) fn redis(url: &str) -> Router {
+        let store = sessio::RedisStore::builder()
+            .with_pool_size(POOL_SIZE)
+            .connect(url)
+            .expect("redis store");
+        app(store)
+    }
 }
 
 mod with_tower_sessions {
@@ -113,6 +122,8 @@ async fn main() {
         "bare" => bare::app(),
         "sessio-memory" => with_sessio::app(sessio::MemoryStore::new()),
         "sessio-cookie" => with_sessio::app(sessio::CookieStore::new()),
+        #[cfg(feature = "redis")]
+        "sessio-redis" => with_sessio::redis(&redis_url),
         "ts-memory" => with_tower_sessions::app(tower_sessions::MemoryStore::default()),
         "ts-redis" => with_tower_sessions::redis(&redis_url).await,
         other => {
