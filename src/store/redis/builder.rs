@@ -64,7 +64,8 @@ impl RedisStoreBuilder {
 
     /// The most connections the pool opens, at least 1 (0 counts as 1). Used
     /// by the `connect` forms; a pool you pass to `build` keeps its own size.
-    /// Default deadpool's: four per CPU core.
+    /// Default deadpool's: four per CPU core. On a single Redis the store
+    /// shares one connection at a time (see [`RedisStore`]).
     #[must_use]
     pub fn with_pool_size(mut self, size: usize) -> Self {
         self.pool_size = Some(size.max(1));
@@ -81,7 +82,7 @@ impl RedisStoreBuilder {
 
     /// The store over `pool`. Fails only for a zero timeout.
     pub fn build(self, pool: deadpool_redis::Pool) -> Result<RedisStore, Error> {
-        self.finish(Backend::Single(pool))
+        self.finish(Backend::single(pool))
     }
 
     /// The store on the Redis at `url`, over a new pool that connects lazily.

@@ -1,74 +1,137 @@
 //! Checking connections out of the pool, with timeouts, and discarding any
 //! connection whose command was cut off (SECURITY F31).
+//!
+//! A single Redis keeps one connection checked out of its pool and sends
+//! every command on it: redis-rs multiplexes concurrent commands over one
+//! connection, and a checkout per command would cost deadpool's recycle check
+//! (`UNWATCH` + `PING`), a second round trip, every time. The pool is only
+//! asked again when that connection has to be discarded.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use deadpool_redis::redis::aio::ConnectionLike;
-use deadpool_redis::redis::{
-    self, ErrorKind, FromRedisValue, RedisError, RedisFuture, ScriptInvocation,
-};
+use deadpool_redis::redis::{self, ErrorKind, FromRedisValue, RedisError, ScriptInvocation};
 use deadpool_redis::PoolError;
 
 use super::Failure;
 use crate::error::Error;
 
 /// The pool a store draws its connections from.
-#[derive(Clone)]
 pub(super) enum Backend {
-    Single(deadpool_redis::Pool),
+    Single(Single),
     #[cfg(feature = "redis-cluster")]
     Cluster(deadpool_redis::cluster::Pool),
 }
 
-/// A connection checked out of either pool.
-enum Conn {
-    Single(deadpool_redis::Connection),
-    #[cfg(feature = "redis-cluster")]
-    Cluster(deadpool_redis::cluster::Connection),
-}
-
-impl ConnectionLike for Conn {
-    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
-        match self {
-            Conn::Single(c) => c.req_packed_command(cmd),
-            #[cfg(feature = "redis-cluster")]
-            Conn::Cluster(c) => c.req_packed_command(cmd),
-        }
-    }
-
-    fn req_packed_commands<'a>(
-        &'a mut self,
-        cmd: &'a redis::Pipeline,
-        offset: usize,
-        count: usize,
-    ) -> RedisFuture<'a, Vec<redis::Value>> {
-        match self {
-            Conn::Single(c) => c.req_packed_commands(cmd, offset, count),
-            #[cfg(feature = "redis-cluster")]
-            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
-        }
-    }
-
-    fn get_db(&self) -> i64 {
-        match self {
-            Conn::Single(c) => c.get_db(),
-            #[cfg(feature = "redis-cluster")]
-            Conn::Cluster(c) => c.get_db(),
-        }
+impl Backend {
+    pub(super) fn single(pool: deadpool_redis::Pool) -> Self {
+        Self::Single(Single {
+            pool,
+            held: Arc::new(Mutex::new(None)),
+            checking_out: tokio::sync::Mutex::new(()),
+            generation: AtomicU64::new(0),
+        })
     }
 }
 
-/// A checked-out connection that goes back to the pool only when its command
-/// finished. Dropped while a command is in flight (a timeout, or the request
-/// future itself dropped), it is taken out of the pool and closed, so no
-/// later request can ever read the reply meant for this one.
+/// A single Redis: its pool, and the connection every command shares.
+pub(super) struct Single {
+    pool: deadpool_redis::Pool,
+    held: Arc<Mutex<Option<Held>>>,
+    /// One check-out at a time: the others wait for its connection, not for
+    /// a pool slot that it keeps.
+    checking_out: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
+}
+
+/// The shared connection, checked out of the pool for as long as it is held.
+struct Held {
+    generation: u64,
+    conn: deadpool_redis::Connection,
+}
+
+impl Single {
+    fn held(&self) -> MutexGuard<'_, Option<Held>> {
+        // Every critical section is one assignment or take.
+        self.held.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A handle on the shared connection, checking one out of the pool
+    /// first when none is held.
+    async fn share(&self) -> Result<Shared, PoolError> {
+        if let Some(h) = &*self.held() {
+            return Ok(self.shared(h));
+        }
+        let _turn = self.checking_out.lock().await;
+        if let Some(h) = &*self.held() {
+            return Ok(self.shared(h));
+        }
+        let conn = self.pool.get().await?;
+        let mut held = self.held();
+        let h = held.insert(Held {
+            generation: self.generation.fetch_add(1, Ordering::Relaxed),
+            conn,
+        });
+        Ok(self.shared(h))
+    }
+
+    fn shared(&self, h: &Held) -> Shared {
+        Shared {
+            conn: (*h.conn).clone(),
+            generation: h.generation,
+            held: Some(self.held.clone()),
+        }
+    }
+}
+
+/// A clone of the shared connection for one command. Dropped before
+/// [`release`](Self::release), with its command cut off, it takes the
+/// shared connection out of the pool, so no later command shares it.
+struct Shared {
+    conn: redis::aio::MultiplexedConnection,
+    generation: u64,
+    held: Option<Arc<Mutex<Option<Held>>>>,
+}
+
+impl Shared {
+    fn release(mut self) {
+        self.held = None;
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        let Some(held) = self.held.take() else {
+            return;
+        };
+        let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
+        if held
+            .as_ref()
+            .is_some_and(|h| h.generation == self.generation)
+        {
+            if let Some(h) = held.take() {
+                drop(deadpool_redis::Connection::take(h.conn));
+            }
+        }
+    }
+}
+
+/// A cluster connection checked out for one command, back to the pool only
+/// when its command finished. Dropped while a command is in flight (a
+/// timeout, or the request future itself dropped), it is taken out of the
+/// pool and closed, so no later request can ever read the reply meant for
+/// this one.
+#[cfg(feature = "redis-cluster")]
 struct Checkout {
-    conn: Option<Conn>,
+    conn: Option<deadpool_redis::cluster::Connection>,
 }
 
+#[cfg(feature = "redis-cluster")]
 impl Checkout {
-    fn conn(&mut self) -> &mut Conn {
+    fn conn(&mut self) -> &mut deadpool_redis::cluster::Connection {
         self.conn
             .as_mut()
             .expect("present until released or dropped")
@@ -80,13 +143,11 @@ impl Checkout {
     }
 }
 
+#[cfg(feature = "redis-cluster")]
 impl Drop for Checkout {
     fn drop(&mut self) {
-        match self.conn.take() {
-            None => {}
-            Some(Conn::Single(c)) => drop(deadpool_redis::Connection::take(c)),
-            #[cfg(feature = "redis-cluster")]
-            Some(Conn::Cluster(c)) => drop(deadpool_redis::cluster::Connection::take(c)),
+        if let Some(c) = self.conn.take() {
+            drop(deadpool_redis::cluster::Connection::take(c));
         }
     }
 }
@@ -112,52 +173,31 @@ impl Backend {
         timeouts: Timeouts,
         request: Request<'_>,
     ) -> Result<T, Error> {
-        let mut checkout = self.checkout(timeouts.connect).await?;
-        let conn = checkout.conn();
-        let call = async move {
-            match &request {
-                Request::Cmd(cmd) => cmd.query_async(conn).await,
-                Request::Script(script) => script.invoke_async(conn).await,
+        match self {
+            Backend::Single(single) => {
+                let mut shared = within(timeouts.connect, single.share())
+                    .await?
+                    .map_err(pool_error)?;
+                let result = send(timeouts, &mut shared.conn, &request).await;
+                finish(result, || shared.release())
             }
-        };
-        match tokio::time::timeout(timeouts.command, call).await {
-            Ok(Ok(value)) => {
-                checkout.release();
-                Ok(value)
-            }
-            Ok(Err(err)) => {
-                if !is_transport(&err) {
-                    // A well-formed error reply: the connection is in step.
-                    checkout.release();
-                }
-                Err(classify(err))
-            }
-            // `checkout` is dropped with the command in flight: discarded.
-            Err(_elapsed) => Err(Error::unavailable(Failure::CommandTimeout)),
-        }
-    }
-
-    async fn checkout(&self, connect: Duration) -> Result<Checkout, Error> {
-        let conn = match self {
-            Backend::Single(pool) => within(connect, pool.get()).await?.map(Conn::Single),
             #[cfg(feature = "redis-cluster")]
-            Backend::Cluster(pool) => within(connect, pool.get()).await?.map(Conn::Cluster),
-        };
-        match conn {
-            Ok(conn) => Ok(Checkout { conn: Some(conn) }),
-            Err(PoolError::Backend(err)) => Err(classify(err)),
-            Err(PoolError::Timeout(_) | PoolError::Closed) => {
-                Err(Error::unavailable(Failure::PoolUnavailable))
+            Backend::Cluster(pool) => {
+                let conn = within(timeouts.connect, pool.get())
+                    .await?
+                    .map_err(pool_error)?;
+                let mut checkout = Checkout { conn: Some(conn) };
+                let result = send(timeouts, checkout.conn(), &request).await;
+                finish(result, || checkout.release())
             }
-            Err(err) => Err(Error::store(err)),
         }
     }
 
     /// Size and idle connections, for `Debug`.
     pub(super) fn status(&self) -> (&'static str, usize, usize) {
         match self {
-            Backend::Single(pool) => {
-                let s = pool.status();
+            Backend::Single(single) => {
+                let s = single.pool.status();
                 ("single", s.size, s.available)
             }
             #[cfg(feature = "redis-cluster")]
@@ -166,6 +206,52 @@ impl Backend {
                 ("cluster", s.size, s.available)
             }
         }
+    }
+}
+
+/// Sends `request` on `conn` within the command timeout; `Err` when it timed out.
+async fn send<C: ConnectionLike + Send, T: FromRedisValue>(
+    timeouts: Timeouts,
+    conn: &mut C,
+    request: &Request<'_>,
+) -> Result<redis::RedisResult<T>, tokio::time::error::Elapsed> {
+    let call = async move {
+        match request {
+            Request::Cmd(cmd) => cmd.query_async(conn).await,
+            Request::Script(script) => script.invoke_async(conn).await,
+        }
+    };
+    tokio::time::timeout(timeouts.command, call).await
+}
+
+/// The outcome of [`send`]; `release` keeps the connection for reuse, which
+/// it may be unless the command was cut off or the connection itself failed.
+fn finish<T>(
+    result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
+    release: impl FnOnce(),
+) -> Result<T, Error> {
+    match result {
+        Ok(Ok(value)) => {
+            release();
+            Ok(value)
+        }
+        Ok(Err(err)) => {
+            if !is_transport(&err) {
+                // A well-formed error reply: the connection is in step.
+                release();
+            }
+            Err(classify(err))
+        }
+        // Not released: the connection is discarded.
+        Err(_elapsed) => Err(Error::unavailable(Failure::CommandTimeout)),
+    }
+}
+
+fn pool_error(err: PoolError) -> Error {
+    match err {
+        PoolError::Backend(err) => classify(err),
+        PoolError::Timeout(_) | PoolError::Closed => Error::unavailable(Failure::PoolUnavailable),
+        err => Error::store(err),
     }
 }
 

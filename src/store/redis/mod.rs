@@ -83,8 +83,12 @@ type IdSource = dyn Fn() -> Id + Send + Sync;
 ///   `cycle_id` never brings the old session back;
 /// - extending the TTL is one `PEXPIRE`, deleting one `DEL`.
 ///
-/// deadpool-redis checks a pooled connection with `PING` when it hands it
-/// out again; that is the pool's health check, not session traffic.
+/// On a single Redis the store keeps one connection checked out of the pool
+/// and sends every command on it (redis-rs multiplexes concurrent commands
+/// over one connection), so each of these is exactly one round trip: the
+/// pool, and its `PING` health check, are consulted again only after that
+/// connection has been discarded. On a cluster each command checks a
+/// connection out of the cluster pool.
 ///
 /// # Concurrent requests
 ///
@@ -145,7 +149,7 @@ impl RedisStore {
     /// A store over `pool`, with the default prefix (`session:`) and timeouts
     /// (1 s to get a connection, 1 s per command).
     pub fn new(pool: deadpool_redis::Pool) -> Self {
-        Self::from_parts(Backend::Single(pool), RedisStoreBuilder::default())
+        Self::from_parts(Backend::single(pool), RedisStoreBuilder::default())
     }
 
     /// A store on the Redis at `url`, with the defaults of [`new`](Self::new)
