@@ -205,8 +205,9 @@ for config in $CONFIGS; do
     curl_args=(-s -o /dev/null)
     if with_cookie "$scenario"; then curl_args+=(-H "Cookie: $cookie"); fi
     rcli config resetstat >/dev/null
-    # MONITOR tells commands sent by the server (one round trip each) from
-    # the ones a script runs inside Redis.
+    # MONITOR tells commands sent by the server from the ones a script runs
+    # inside Redis. Neither crate pipelines within a request, so each command
+    # sent is one round trip; a pipeline would show as several.
     rcli monitor >"$out/raw/monitor-$config-$scenario.txt" 2>/dev/null &
     mon=$!
     sleep 0.2
@@ -278,7 +279,7 @@ awk -F'\t' -v rounds="$ROUNDS" '
   if [ -s "$out/redis-commands.tsv" ]; then
     echo
     echo "Redis per request ($REDIS_COUNT sequential requests per scenario):"
-    echo "| configuration | scenario | round trips | INFO commandstats calls |"
+    echo "| configuration | scenario | commands sent (round trips) | INFO commandstats calls, script-internal included |"
     echo "|---|---|---:|---|"
     awk -F'\t' '{ printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4 }' "$out/redis-commands.tsv"
   fi
