@@ -87,6 +87,12 @@ impl Session {
         self.inner.state()
     }
 
+    /// Never loaded, nor failed to load: nothing to save or send (DESIGN §3).
+    pub(crate) fn untouched(&self) -> bool {
+        let st = self.state();
+        !st.loaded && st.load_error.is_none() && st.outgoing.is_none()
+    }
+
     /// Reads the session from the store, once; later calls return at once.
     ///
     /// The axum extractor calls this for you. A failure is also reported to the

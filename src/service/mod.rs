@@ -74,7 +74,12 @@ where
         let shared = self.shared.clone();
         ResponseFuture::new(Box::pin(async move {
             let res = inner.await?;
-            Ok(finish(&shared, &sessions, res).await)
+            if sessions.iter().all(Session::untouched) {
+                return Ok(res);
+            }
+            // Boxed: the state of a save is large, and most responses of an
+            // app never need it, so it stays out of every response future.
+            Ok(Box::pin(finish(&shared, &sessions, res)).await)
         }))
     }
 }
