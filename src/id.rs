@@ -43,10 +43,20 @@ impl fmt::Debug for Id {
 
 /// `true` for exactly [`ID_LEN`] characters of the base64url alphabet.
 pub(crate) fn is_valid(s: &str) -> bool {
-    s.len() == ID_LEN
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    s.len() == ID_LEN && s.bytes().all(|b| BASE64URL[usize::from(b)])
 }
+
+/// The base64url alphabet as a table: checked on every store access.
+static BASE64URL: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = c.is_ascii_alphanumeric() || c == b'-' || c == b'_';
+        b += 1;
+    }
+    t
+};
 
 #[cfg(test)]
 mod tests {
@@ -79,6 +89,20 @@ mod tests {
             assert!(Id::parse(bad).is_none(), "{bad:?}");
         }
         assert!(Id::parse("AAAAAAAAAAAAAAAAAAAA-_").is_some());
+    }
+
+    #[test]
+    fn the_alphabet_is_exactly_base64url() {
+        for b in 0..=255u8 {
+            let id = String::from_utf8(vec![b'A'; ID_LEN - 1])
+                .map(|mut s| {
+                    s.push(char::from(b));
+                    s
+                })
+                .unwrap();
+            let expected = b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+            assert_eq!(is_valid(&id), expected && b.is_ascii(), "{b}");
+        }
     }
 
     // SECURITY H36: Debug of an id is redacted.

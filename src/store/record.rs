@@ -155,7 +155,9 @@ impl Changes {
     }
 
     pub(crate) fn record_set(&mut self, key: &str) {
-        self.removed.remove(key);
+        if !self.removed.is_empty() {
+            self.removed.remove(key);
+        }
         if !self.set.contains(key) {
             self.set.insert(key.to_owned());
         }
