@@ -185,12 +185,13 @@ pub trait Store: Send + Sync + 'static {
 /// no usable session tokens (SECURITY A5).
 pub fn storage_key(prefix: &str, id: &str) -> String {
     use sha2::{Digest, Sha256};
-    use std::fmt::Write as _;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let digest = Sha256::digest(id.as_bytes());
     let mut key = String::with_capacity(prefix.len() + 64);
     key.push_str(prefix);
     for b in digest {
-        let _ = write!(key, "{b:02x}");
+        key.push(char::from(HEX[usize::from(b >> 4)]));
+        key.push(char::from(HEX[usize::from(b & 0xf)]));
     }
     key
 }

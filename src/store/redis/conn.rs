@@ -59,6 +59,11 @@ impl Single {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// A handle on the shared connection, if one is held.
+    fn held_now(&self) -> Option<Shared> {
+        self.held().as_ref().map(|h| self.shared(h))
+    }
+
     /// A handle on the shared connection, checking one out of the pool
     /// first when none is held.
     async fn share(&self) -> Result<Shared, PoolError> {
@@ -175,9 +180,14 @@ impl Backend {
     ) -> Result<T, Error> {
         match self {
             Backend::Single(single) => {
-                let mut shared = within(timeouts.connect, single.share())
-                    .await?
-                    .map_err(pool_error)?;
+                let mut shared = match single.held_now() {
+                    Some(shared) => shared,
+                    // Boxed: checking a connection out of the pool is rare,
+                    // and its future would make every command's larger.
+                    None => Box::pin(within(timeouts.connect, single.share()))
+                        .await?
+                        .map_err(pool_error)?,
+                };
                 let result = send(timeouts, &mut shared.conn, &request).await;
                 finish(result, || shared.release())
             }
