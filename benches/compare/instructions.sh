@@ -1,0 +1,100 @@
+#!/usr/bin/env bash
+# User-space instructions per request of each comparison server, counted by
+# callgrind: a number that does not move with the machine's load. SHA-256
+# compression is reported apart, since valgrind hides the CPU's SHA
+# extensions and runs it in software. See BENCHMARKS.md.
+#
+#   benches/compare/instructions.sh          # about 10 minutes
+#
+# Environment: CONFIGS (all six), REQUESTS (2000 measured, after as many
+# warm-up requests). Builds like run.sh (COMPARE_TARGET_DIR). Writes
+# target/compare/instructions.tsv and prints a table.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+out="$root/target/compare"
+CONFIGS=${CONFIGS:-bare sessio-memory sessio-cookie sessio-redis ts-memory ts-redis}
+REQUESTS=${REQUESTS:-2000}
+PORT=18180
+REDIS_PORT=16380
+HOST=127.0.0.1
+
+need=()
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
+command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+command -v curl >/dev/null 2>&1 || need+=(curl)
+if [ ${#need[@]} -gt 0 ]; then
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+
+export CARGO_TARGET_DIR=${COMPARE_TARGET_DIR:-$root/target/compare-build}
+cargo build --release --quiet --manifest-path "$here/Cargo.toml"
+server="$CARGO_TARGET_DIR/release/sessio-compare"
+
+mkdir -p "$out/callgrind"
+vg_pid=""
+redis_pid=""
+cleanup() {
+  [ -n "$vg_pid" ] && kill "$vg_pid" 2>/dev/null && wait "$vg_pid" 2>/dev/null
+  [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+  return 0
+}
+trap cleanup EXIT INT TERM
+
+redis-server --bind "$HOST" --port "$REDIS_PORT" --save "" --appendonly no \
+  --loglevel warning >/dev/null 2>&1 &
+redis_pid=$!
+for _ in $(seq 50); do
+  redis-cli -h "$HOST" -p "$REDIS_PORT" ping >/dev/null 2>&1 && break
+  sleep 0.1
+done
+
+# Sum of the "Ir" column of callgrind_annotate lines matching $2 (all if empty).
+ir() {
+  callgrind_annotate --threshold=100 "$1" 2>/dev/null |
+    awk -v pat="$2" 'pat == "" && /PROGRAM TOTALS/ { gsub(",", "", $1); s = $1 }
+      pat != "" && $0 ~ pat { gsub(",", "", $1); s += $1 } END { print s + 0 }'
+}
+
+printf 'config\tscenario\tinstructions\tsha256_instructions\n' >"$out/instructions.tsv"
+for config in $CONFIGS; do
+  for scenario in untouched read rmw new; do
+    case $scenario in untouched) path=/ ;; read) path=/read ;; *) path=/incr ;; esac
+    file="$out/callgrind/$config-$scenario.out"
+    rm -f "$file" "$file".*
+    REDIS_URL="redis://$HOST:$REDIS_PORT" valgrind --tool=callgrind --callgrind-out-file="$file" \
+      "$server" "$config" "$PORT" >/dev/null 2>&1 &
+    vg_pid=$!
+    for _ in $(seq 200); do
+      curl -s -o /dev/null "http://$HOST:$PORT/" && break
+      sleep 0.1
+    done
+    args=(-s -o /dev/null)
+    if [ "$scenario" = read ] || [ "$scenario" = rmw ]; then
+      cookie=$(curl -s -D - -o /dev/null "http://$HOST:$PORT/incr" |
+        tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | head -n1)
+      [ -n "$cookie" ] || cookie="id=AQAAAABrAVlYAAAAAGsBWVgAAAAAawKq2Fk4RzJtcnU1NjlCUTJsY2NaelVac0E.VWN-uX-2HJPX63weys486qtg4wMgw63gRBlrxY8qDX4"
+      args+=(-H "Cookie: $cookie")
+    fi
+    curl "${args[@]}" "http://$HOST:$PORT$path?[1-$REQUESTS]"
+    callgrind_control -z "$vg_pid" >/dev/null 2>&1
+    curl "${args[@]}" "http://$HOST:$PORT$path?[1-$REQUESTS]"
+    callgrind_control -d "$vg_pid" >/dev/null 2>&1
+    sleep 1
+    kill "$vg_pid" 2>/dev/null || true
+    wait "$vg_pid" 2>/dev/null || true
+    vg_pid=""
+    dump="$file.1"
+    total=$(ir "$dump" "")
+    sha=$(ir "$dump" "compress256")
+    printf '%s\t%s\t%d\t%d\n' "$config" "$scenario" $((total / REQUESTS)) $((sha / REQUESTS)) \
+      >>"$out/instructions.tsv"
+    printf '  %-14s %-9s %7d instructions/request (SHA-256 in software: %d)\n' \
+      "$config" "$scenario" $((total / REQUESTS)) $((sha / REQUESTS)) >&2
+  done
+done
+cat "$out/instructions.tsv"
