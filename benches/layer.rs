@@ -71,13 +71,28 @@ fn bench_store<St: Store + Clone>(c: &mut Criterion, name: &str, store: St) {
     }
     let cookie = cookie_of(&res);
 
-    let mut group = c.benchmark_group(format!("layer/{name}"));
-    for (label, path, cookie) in [
+    let cases = [
         ("untouched, no cookie", "/untouched", None),
         ("read-only", "/read", Some(cookie.as_str())),
         ("read-modify-write", "/incr", Some(cookie.as_str())),
         ("new session", "/incr", None),
-    ] {
+    ];
+    bench_requests(c, &format!("layer/{name}"), &rt, &svc, &cases);
+}
+
+/// One benchmark per `(label, path, cookie)`: a request through `svc`.
+fn bench_requests<S>(
+    c: &mut Criterion,
+    group: &str,
+    rt: &tokio::runtime::Runtime,
+    svc: &S,
+    cases: &[(&str, &str, Option<&str>)],
+) where
+    S: tower::Service<Request<String>, Response = Response<String>> + Clone,
+    S::Error: std::fmt::Debug,
+{
+    let mut group = c.benchmark_group(group);
+    for &(label, path, cookie) in cases {
         group.bench_function(label, |b| {
             b.iter(|| {
                 let res = rt
@@ -152,22 +167,12 @@ fn cookie(c: &mut Criterion) {
         .block_on(svc.clone().oneshot(request("/incr", None)))
         .unwrap();
     let cookie = cookie_of(&res);
-    let mut group = c.benchmark_group("cookie");
-    for (label, path, cookie) in [
+    let cases = [
         ("sign", "/incr", None),
         ("verify", "/untouched", Some(cookie.as_str())),
         ("no cookie", "/untouched", None),
-    ] {
-        group.bench_function(label, |b| {
-            b.iter(|| {
-                let res = rt
-                    .block_on(svc.clone().oneshot(request(path, cookie)))
-                    .unwrap();
-                black_box(res);
-            });
-        });
-    }
-    group.finish();
+    ];
+    bench_requests(c, "cookie", &rt, &svc, &cases);
 }
 
 fn memory(c: &mut Criterion) {
