@@ -237,18 +237,15 @@ impl<St: Store> Shared<St> {
         st.force_create = false;
         st.refresh = false;
         st.reissue = false;
+        let fresh = Envelope {
+            created: st.created,
+            issued: now,
+            expires: at,
+        };
         let envelope = match write {
             // A re-issue keeps the old times: only the key changes.
-            Write::Reissue(_) => st.envelope.unwrap_or(Envelope {
-                created: st.created,
-                issued: now,
-                expires: at,
-            }),
-            _ => Envelope {
-                created: st.created,
-                issued: now,
-                expires: at,
-            },
+            Write::Reissue(_) => st.envelope.unwrap_or(fresh),
+            _ => fresh,
         };
         let max_age = match expiry {
             Expiry::BrowserSession { .. } => None,
