@@ -3,6 +3,13 @@
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
+// foldhash instead of std's SipHash: records and change sets are looked up by
+// short keys several times per request, and SipHash was most of each lookup.
+// The keys come from the application's code (or from a record this layer
+// stored), never from a client, and foldhash still seeds itself at random per
+// process, so hash flooding stays out of a client's reach.
+type Hasher = foldhash::fast::RandomState;
+
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -37,7 +44,7 @@ pub(crate) fn value_nests_too_deep(value: &Value) -> bool {
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Record {
-    data: HashMap<String, Value>,
+    data: HashMap<String, Value, Hasher>,
 }
 
 impl Record {
@@ -129,8 +136,8 @@ impl FromIterator<(String, Value)> for Record {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Changes {
     pub(crate) cleared: bool,
-    pub(crate) set: HashSet<String>,
-    pub(crate) removed: HashSet<String>,
+    pub(crate) set: HashSet<String, Hasher>,
+    pub(crate) removed: HashSet<String, Hasher>,
 }
 
 impl Changes {
