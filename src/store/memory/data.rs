@@ -6,7 +6,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
+use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
@@ -54,44 +54,33 @@ impl Data {
 /// [`Record::apply`] on the JSON text; `None` when a new value nests too deep
 /// to stay JSON.
 fn merge(json: &str, changes: &Changes, from: &Record) -> Result<Option<Box<str>>, Error> {
-    let set: Vec<(&str, &Value)> = changes
-        .set
-        .iter()
-        .filter_map(|k| from.get(k).map(|v| (k.as_str(), v)))
-        .collect();
-    if set.iter().any(|(_, v)| value_nests_too_deep(v)) {
+    let set = || {
+        changes
+            .set
+            .iter()
+            .filter_map(|k| from.get(k).map(|v| (k.as_str(), v)))
+    };
+    if set().any(|(_, v)| value_nests_too_deep(v)) {
         return Ok(None);
     }
-    let kept = if changes.cleared {
-        Vec::new()
-    } else {
-        serde_json::from_str::<Entries<'_>>(json)
-            .map_err(Error::deserialize)?
-            .0
-    };
     let replaced =
         |k: &str| changes.removed.contains(k) || (changes.set.contains(k) && from.get(k).is_some());
-    let mut out = Vec::with_capacity(json.len() + 16 * set.len());
+    let mut out = Vec::with_capacity(json.len() + 16 * changes.set.len());
     out.push(b'{');
-    let write = |out: &mut Vec<u8>, key: &str, value: Result<&str, &Value>| {
-        if out.len() > 1 {
-            out.push(b',');
+    if !changes.cleared {
+        // The stored entries are copied as they are parsed, straight into
+        // the output: no list of them is built.
+        let mut de = serde_json::Deserializer::from_str(json);
+        Keep {
+            out: &mut out,
+            replaced: &replaced,
         }
-        serde_json::to_writer(&mut *out, key).map_err(Error::serialize)?;
-        out.push(b':');
-        match value {
-            Ok(raw) => out.extend_from_slice(raw.as_bytes()),
-            Err(v) => serde_json::to_writer(&mut *out, v).map_err(Error::serialize)?,
-        }
-        Ok::<_, Error>(())
-    };
-    for (k, raw) in &kept {
-        if !replaced(k) {
-            write(&mut out, k, Ok(raw.get()))?;
-        }
+        .deserialize(&mut de)
+        .map_err(Error::deserialize)?;
+        de.end().map_err(Error::deserialize)?;
     }
-    for (k, v) in set {
-        write(&mut out, k, Err(v))?;
+    for (k, v) in set() {
+        entry(&mut out, k, Err(v))?;
     }
     out.push(b'}');
     let text =
@@ -99,30 +88,54 @@ fn merge(json: &str, changes: &Changes, from: &Record) -> Result<Option<Box<str>
     Ok(Some(text.into_boxed_str()))
 }
 
-/// The top-level entries of a JSON object, values left as text.
-struct Entries<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+/// Appends `"key":value` to an object being written, with a comma before it
+/// unless it is the first: `Ok` is JSON text copied as is, `Err` a value to
+/// encode.
+fn entry(out: &mut Vec<u8>, key: &str, value: Result<&str, &Value>) -> Result<(), Error> {
+    if out.len() > 1 {
+        out.push(b',');
+    }
+    serde_json::to_writer(&mut *out, key).map_err(Error::serialize)?;
+    out.push(b':');
+    match value {
+        Ok(raw) => out.extend_from_slice(raw.as_bytes()),
+        Err(v) => serde_json::to_writer(&mut *out, v).map_err(Error::serialize)?,
+    }
+    Ok(())
+}
 
-impl<'de> Deserialize<'de> for Entries<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct Map;
-        impl<'de> Visitor<'de> for Map {
-            type Value = Entries<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(4));
-                while let Some((Key(k), v)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
-                    out.push((k, v));
-                }
-                Ok(Entries(out))
-            }
-        }
-        d.deserialize_map(Map)
+/// Parses a stored JSON object and writes each entry that `replaced` does not
+/// claim into `out`, its value copied as raw text.
+struct Keep<'o, F> {
+    out: &'o mut Vec<u8>,
+    replaced: &'o F,
+}
+
+impl<'de, F: Fn(&str) -> bool> DeserializeSeed<'de> for Keep<'_, F> {
+    type Value = ();
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_map(self)
     }
 }
 
-/// A key borrowed from the text unless it holds escapes.
+impl<'de, F: Fn(&str) -> bool> Visitor<'de> for Keep<'_, F> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some((Key(k), raw)) = map.next_entry::<Key<'de>, &'de RawValue>()? {
+            if !(self.replaced)(&k) {
+                entry(self.out, &k, Ok(raw.get())).map_err(serde::de::Error::custom)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 struct Key<'a>(Cow<'a, str>);
 
 impl<'de> Deserialize<'de> for Key<'de> {
