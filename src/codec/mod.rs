@@ -14,7 +14,7 @@
 //! construction. There is no fallback decoder: a value that fails the MAC or the
 //! AEAD tag is never parsed further.
 
-use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
+use aes_gcm::aead::{AeadInPlace, KeyInit};
 use aes_gcm::{Aes256Gcm, Nonce};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use base64::Engine as _;
@@ -33,6 +33,8 @@ const TAG_LEN: usize = 32;
 const TAG_B64_LEN: usize = 43;
 const NONCE_LEN: usize = 12;
 const AEAD_TAG_LEN: usize = 16;
+/// Envelopes up to this size (header, value, AEAD tag) are built on the stack.
+const STACK_LEN: usize = 256;
 
 /// How the layer protects the value a store puts in the cookie.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -142,33 +144,46 @@ impl Codec {
         value: &[u8],
         out: &mut String,
     ) {
-        let mut plain = Vec::with_capacity(HEADER_LEN + value.len() + AEAD_TAG_LEN);
-        plain.push(VERSION);
-        plain.extend_from_slice(&envelope.created.to_be_bytes());
-        plain.extend_from_slice(&envelope.issued.to_be_bytes());
-        plain.extend_from_slice(&envelope.expires.to_be_bytes());
-        plain.extend_from_slice(value);
+        // The envelope is built on the stack when it is small (an id always
+        // is), on the heap otherwise: no allocation for a server-side store.
+        let len = HEADER_LEN + value.len();
+        let mut stack = [0u8; STACK_LEN];
+        let mut heap = Vec::new();
+        let buf: &mut [u8] = if len + AEAD_TAG_LEN <= STACK_LEN {
+            &mut stack[..len + AEAD_TAG_LEN]
+        } else {
+            heap.resize(len + AEAD_TAG_LEN, 0);
+            &mut heap
+        };
+        buf[0] = VERSION;
+        buf[1..9].copy_from_slice(&envelope.created.to_be_bytes());
+        buf[9..17].copy_from_slice(&envelope.issued.to_be_bytes());
+        buf[17..HEADER_LEN].copy_from_slice(&envelope.expires.to_be_bytes());
+        buf[HEADER_LEN..len].copy_from_slice(value);
         let current = &self.keys[0];
         match protection {
             Protection::Signed => {
-                let tag = mac(&current.mac, name, &plain);
-                B64.encode_string(&plain, out);
+                let plain = &buf[..len];
+                let tag = mac(&current.mac, name, plain);
+                B64.encode_string(plain, out);
                 out.push('.');
                 B64.encode_string(tag, out);
             }
             Protection::Encrypted => {
                 let mut nonce = [0u8; NONCE_LEN];
                 rand::rng().fill_bytes(&mut nonce);
-                // Sealed in place: `plain` becomes ciphertext ‖ tag.
-                current
+                // Sealed in place: the buffer becomes ciphertext ‖ tag.
+                let (plain, tag_out) = buf.split_at_mut(len);
+                let tag = current
                     .aead
-                    .encrypt_in_place(Nonce::from_slice(&nonce), name.as_bytes(), &mut plain)
+                    .encrypt_in_place_detached(Nonce::from_slice(&nonce), name.as_bytes(), plain)
                     .expect("AES-GCM encryption of a cookie-sized message cannot fail");
+                tag_out.copy_from_slice(&tag);
                 // base64 of nonce ‖ sealed in one run: the 12-byte nonce is a
                 // whole number of 3-byte groups, so encoding the two pieces
                 // one after the other gives the same text.
                 B64.encode_string(nonce, out);
-                B64.encode_string(&plain, out);
+                B64.encode_string(&*buf, out);
             }
         }
     }
@@ -183,14 +198,16 @@ impl Codec {
         if name.len() + cookie.len() > MAX_COOKIE_LEN {
             return Err(DecodeError::TooLarge);
         }
-        let (plain, key_index) = match protection {
+        let (plain, start, key_index) = match protection {
             Protection::Signed => self.verify(name, cookie)?,
             Protection::Encrypted => self.open(name, cookie)?,
         };
-        parse_envelope(plain, key_index)
+        parse_envelope(plain, start, key_index)
     }
 
-    fn verify(&self, name: &str, cookie: &str) -> Result<(Vec<u8>, usize), DecodeError> {
+    /// The verified bytes, where the envelope starts in them (at once), and
+    /// the key index.
+    fn verify(&self, name: &str, cookie: &str) -> Result<(Vec<u8>, usize, usize), DecodeError> {
         let (body, tag) = cookie.rsplit_once('.').ok_or(DecodeError::Malformed)?;
         if tag.len() != TAG_B64_LEN {
             return Err(DecodeError::Malformed);
@@ -206,28 +223,32 @@ impl Codec {
             feed(&mut mac, name, &plain);
             // `verify_slice` compares in constant time (SECURITY C14).
             if mac.verify_slice(tag).is_ok() {
-                return Ok((plain, i));
+                return Ok((plain, 0, i));
             }
         }
         Err(DecodeError::BadTag)
     }
 
-    fn open(&self, name: &str, cookie: &str) -> Result<(Vec<u8>, usize), DecodeError> {
-        let bytes = B64.decode(cookie).map_err(|_| DecodeError::Malformed)?;
+    /// The opened bytes, where the envelope starts in them, and the key index.
+    fn open(&self, name: &str, cookie: &str) -> Result<(Vec<u8>, usize, usize), DecodeError> {
+        let mut bytes = B64.decode(cookie).map_err(|_| DecodeError::Malformed)?;
         if bytes.len() < NONCE_LEN + AEAD_TAG_LEN {
             return Err(DecodeError::Malformed);
         }
-        let (nonce, sealed) = bytes.split_at(NONCE_LEN);
+        let (nonce, rest) = bytes.split_at_mut(NONCE_LEN);
+        let (sealed, tag) = rest.split_at_mut(rest.len() - AEAD_TAG_LEN);
         for (i, m) in self.keys.iter().enumerate() {
-            let opened = m.aead.decrypt(
+            // Opened in place: aes-gcm checks the tag before it decrypts, so
+            // a key that fails leaves the ciphertext as it was for the next.
+            let opened = m.aead.decrypt_in_place_detached(
                 Nonce::from_slice(nonce),
-                Payload {
-                    msg: sealed,
-                    aad: name.as_bytes(),
-                },
+                name.as_bytes(),
+                sealed,
+                aes_gcm::Tag::from_slice(tag),
             );
-            if let Ok(plain) = opened {
-                return Ok((plain, i));
+            if opened.is_ok() {
+                bytes.truncate(bytes.len() - AEAD_TAG_LEN);
+                return Ok((bytes, NONCE_LEN, i));
             }
         }
         Err(DecodeError::BadTag)
@@ -248,16 +269,22 @@ fn mac(keyed: &Hmac<Sha256>, name: &str, plain: &[u8]) -> [u8; TAG_LEN] {
     mac.finalize().into_bytes().into()
 }
 
-fn parse_envelope(mut plain: Vec<u8>, key_index: usize) -> Result<Opened, DecodeError> {
-    if plain.len() < HEADER_LEN {
-        return Err(DecodeError::Malformed);
-    }
-    if plain[0] != VERSION {
+/// Reads the envelope that starts at `start` in `plain`; the value is what
+/// follows it.
+fn parse_envelope(
+    mut plain: Vec<u8>,
+    start: usize,
+    key_index: usize,
+) -> Result<Opened, DecodeError> {
+    let header = plain
+        .get(start..start + HEADER_LEN)
+        .ok_or(DecodeError::Malformed)?;
+    if header[0] != VERSION {
         return Err(DecodeError::UnknownVersion);
     }
     let word = |i: usize| {
         let mut b = [0u8; 8];
-        b.copy_from_slice(&plain[1 + 8 * i..9 + 8 * i]);
+        b.copy_from_slice(&header[1 + 8 * i..9 + 8 * i]);
         u64::from_be_bytes(b)
     };
     let envelope = Envelope {
@@ -265,7 +292,7 @@ fn parse_envelope(mut plain: Vec<u8>, key_index: usize) -> Result<Opened, Decode
         issued: word(1),
         expires: word(2),
     };
-    plain.drain(..HEADER_LEN);
+    plain.drain(..start + HEADER_LEN);
     Ok(Opened {
         envelope,
         value: plain,

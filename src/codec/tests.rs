@@ -20,7 +20,9 @@ fn both() -> [Protection; 2] {
 fn round_trip_and_encoded_len() {
     let c = codec();
     for p in both() {
-        for len in [0, 1, 2, 3, 22, 100, 1000] {
+        // Around the largest envelope built on the stack, and well past it.
+        let edge = STACK_LEN - HEADER_LEN - AEAD_TAG_LEN;
+        for len in [0, 1, 2, 3, 22, 100, edge - 1, edge, edge + 1, 1000] {
             let value = vec![b'x'; len];
             let out = c.encode(p, "id", &ENV, &value);
             assert_eq!(out.len(), encoded_len(p, len), "{p:?} {len}");
@@ -115,8 +117,12 @@ fn fallback_key_verifies_with_its_index() {
     let old = Key::from_bytes(&[2; 32]).unwrap();
     let ring = Codec::new(&[Key::from_bytes(&[1; 32]).unwrap(), old.clone()]);
     for p in both() {
-        let out = Codec::new(std::slice::from_ref(&old)).encode(p, "id", &ENV, b"v");
-        assert_eq!(ring.decode(p, "id", &out).unwrap().key_index, 1);
+        let value = b"opened whole after the current key failed".as_slice();
+        let out = Codec::new(std::slice::from_ref(&old)).encode(p, "id", &ENV, value);
+        let opened = ring.decode(p, "id", &out).unwrap();
+        assert_eq!(opened.key_index, 1);
+        assert_eq!(opened.value, value, "{p:?}");
+        assert_eq!(opened.envelope, ENV);
     }
 }
 
