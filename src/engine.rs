@@ -64,14 +64,29 @@ struct Plan {
 
 impl<St: Store> Shared<St> {
     pub(crate) async fn load_session(&self, session: &Inner) -> Result<(), Error> {
-        let value = {
+        // The value is copied out so that no lock is held across the store's
+        // await. An id fits on the stack; only a long value (the cookie
+        // store's) takes an allocation.
+        let mut short = [0u8; 64];
+        let long: String;
+        let value: Option<&str> = {
             let st = session.state();
             if st.loaded {
                 return Ok(());
             }
-            st.value.clone()
+            match st.value.as_deref() {
+                None => None,
+                Some(v) if v.len() <= short.len() => {
+                    short[..v.len()].copy_from_slice(v.as_bytes());
+                    std::str::from_utf8(&short[..v.len()]).ok()
+                }
+                Some(v) => {
+                    long = v.to_owned();
+                    Some(&long)
+                }
+            }
         };
-        let loaded = match &value {
+        let loaded = match value {
             None => None,
             Some(v) => match self.store.load(v).await {
                 Ok(found) => {
@@ -115,8 +130,11 @@ impl<St: Store> Shared<St> {
     }
 
     /// Saves what changed and leaves the `Set-Cookie` to send in `outgoing`.
-    pub(crate) async fn save_session(&self, session: &Inner) -> Result<(), Error> {
-        let Some(plan) = self.plan(&mut session.state()) else {
+    /// Saves what changed. `last` says nothing else can reach the session
+    /// any more (the layer's own save once the handler is done, with no clone
+    /// kept anywhere), so the plan may move the data out instead of copying it.
+    pub(crate) async fn save_session(&self, session: &Inner, last: bool) -> Result<(), Error> {
+        let Some(plan) = self.plan(&mut session.state(), last) else {
             return Ok(());
         };
         let result = self.execute(session.slot, &plan).await;
@@ -172,7 +190,7 @@ impl<St: Store> Shared<St> {
         }
     }
 
-    fn plan(&self, st: &mut State) -> Option<Plan> {
+    fn plan(&self, st: &mut State, last: bool) -> Option<Plan> {
         if !st.loaded {
             return None;
         }
@@ -190,7 +208,15 @@ impl<St: Store> Shared<St> {
         let ttl = at.saturating_sub(now);
         let dirty = !st.changes.is_empty() || st.force_create;
         let mut deletes = std::mem::take(&mut st.deletes);
-        // Cloned only for a write that takes it along.
+        // Cloned only for a write that takes it along, and moved instead
+        // when nothing can read the session after this save.
+        let take = |data: &mut Record| {
+            if last {
+                std::mem::take(data)
+            } else {
+                data.clone()
+            }
+        };
         let write = match st.value.as_deref() {
             _ if ttl == 0 => {
                 deletes.extend(st.value.take());
@@ -207,14 +233,18 @@ impl<St: Store> Shared<St> {
                     Write::Nothing
                 }
             }
-            None => Write::Create(st.data.clone()),
+            None => Write::Create(take(&mut st.data)),
             Some(v) if dirty && st.data.is_empty() => {
                 deletes.push(v.to_owned());
                 Write::Remove
             }
-            Some(value) if dirty => Write::Update {
-                value: value.to_owned(),
-                record: st.data.clone(),
+            Some(_) if dirty => Write::Update {
+                value: if last {
+                    st.value.take().unwrap_or_default()
+                } else {
+                    st.value.clone().unwrap_or_default()
+                },
+                record: take(&mut st.data),
             },
             Some(v) => {
                 let old = st.envelope.map_or(0, |e| e.expires);
@@ -326,7 +356,7 @@ impl<St: Store> Engine for Shared<St> {
     }
 
     fn save<'a>(&'a self, session: &'a Inner) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(self.save_session(session))
+        Box::pin(self.save_session(session, false))
     }
 
     fn attrs(&self, slot: usize) -> &CookieAttrs {

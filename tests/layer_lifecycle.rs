@@ -287,6 +287,57 @@ async fn two_extractors_share_one_state() {
     );
 }
 
+/// The layer's own save moves the data into the store instead of copying it
+/// only when nothing else can reach the session: a handle the handler kept
+/// (here, in shared state) still reads what was saved, for a new session and
+/// for an update of an existing one, and a later save from it is a no-op.
+#[tokio::test]
+async fn a_session_kept_past_the_response_keeps_its_data() {
+    use std::sync::{Arc, Mutex};
+    let kept: Arc<Mutex<Option<Session>>> = Arc::default();
+    let store = TestStore::new(MemoryStore::new());
+    let slot = kept.clone();
+    let app = Router::new()
+        .route(
+            "/",
+            get(move |s: Session| {
+                let slot = slot.clone();
+                async move {
+                    let n = s.get::<u32>("n").unwrap().unwrap_or(0);
+                    s.set("n", n + 1).unwrap();
+                    *slot.lock().unwrap() = Some(s);
+                    n.to_string()
+                }
+            }),
+        )
+        .layer(SessionLayer::new(store.clone(), key()));
+    let take = || {
+        kept.lock()
+            .unwrap()
+            .take()
+            .expect("the handler kept its session")
+    };
+
+    let cookie = call(&app, "/", None).await.cookie("id").unwrap();
+    let s = take();
+    assert_eq!(s.get::<u32>("n").unwrap(), Some(1), "new session");
+    assert!(s.id().is_some(), "the kept handle knows the stored id");
+    s.save().await.unwrap();
+
+    store.take_ops();
+    let r = call(&app, "/", Some(&cookie)).await;
+    assert_eq!(r.body, "1");
+    let s = take();
+    assert_eq!(s.get::<u32>("n").unwrap(), Some(2), "updated session");
+    s.save().await.unwrap();
+    assert_eq!(
+        store.ops(),
+        vec!["load", "update"],
+        "the kept handle had nothing left to save"
+    );
+    assert_eq!(call(&app, "/", Some(&cookie)).await.body, "2");
+}
+
 #[tokio::test]
 async fn extractor_without_layer_is_a_named_500() {
     let app = Router::new().route("/", get(|_: Session| async { "unreachable" }));

@@ -79,7 +79,7 @@ where
             }
             // Boxed: the state of a save is large, and most responses of an
             // app never need it, so it stays out of every response future.
-            Ok(Box::pin(finish(&shared, &sessions, res)).await)
+            Ok(Box::pin(finish(&shared, sessions, res)).await)
         }))
     }
 }
@@ -112,10 +112,14 @@ impl<S, St: Store> SessionService<S, St> {
 /// The way out: saves what changed and writes the cookies (DESIGN §3).
 async fn finish<St: Store, B: Default>(
     shared: &Shared<St>,
-    sessions: &[Session],
+    sessions: Arc<[Session]>,
     mut res: Response<B>,
 ) -> Response<B> {
-    for s in sessions {
+    // Nothing else holds the list (the request's `Sessions` went with the
+    // request) nor a session in it: the saves may move data instead of
+    // copying it.
+    let alone = Arc::strong_count(&sessions) == 1;
+    for s in sessions.iter() {
         let failed = s.state().load_error.take();
         if let Some(err) = failed {
             return error_response(shared, &err);
@@ -123,19 +127,26 @@ async fn finish<St: Store, B: Default>(
     }
     // A 5xx means the handler failed part way: save nothing it changed.
     if !res.status().is_server_error() {
-        for s in sessions {
-            if let Err(err) = shared.save_session(&s.inner).await {
+        for s in sessions.iter() {
+            let last = alone && Arc::strong_count(&s.inner) == 1;
+            if let Err(err) = shared.save_session(&s.inner, last).await {
                 return error_response(shared, &err);
             }
         }
     }
     let mut wrote = false;
-    for s in sessions {
+    for s in sessions.iter() {
         let cookie = s.state().outgoing.take();
         if let Some(cookie) = cookie {
             match HeaderValue::try_from(cookie) {
                 Ok(v) => {
-                    res.headers_mut().append(SET_COOKIE, v);
+                    let headers = res.headers_mut();
+                    if !wrote {
+                        // Room for every cookie, Cache-Control and Vary at
+                        // once: the map grows once instead of per header.
+                        headers.reserve(sessions.len() + 2);
+                    }
+                    headers.append(SET_COOKIE, v);
                     wrote = true;
                 }
                 // Every part was validated when the layer was built.
