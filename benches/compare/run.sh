@@ -30,7 +30,7 @@ LOAD_CPU=${LOAD_CPU:-0}
 REDIS_CPU=${REDIS_CPU:-0}
 REDIS_COUNT=${REDIS_COUNT:-1000}
 REDIS_PORT=16379
-PORT=18080
+PORT=18080 # the first configuration's; the others follow it
 HOST=127.0.0.1
 
 # --- tools -------------------------------------------------------------------
@@ -63,10 +63,12 @@ rm -rf "$out"
 mkdir -p "$out/raw"
 
 # --- processes ---------------------------------------------------------------
-server_pid=""
+declare -A pid=() port=() cookie=()
 redis_pid=""
 cleanup() {
-  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
+  for c in "${!pid[@]}"; do
+    kill "${pid[$c]}" 2>/dev/null && wait "${pid[$c]}" 2>/dev/null
+  done
   [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
   return 0
 }
@@ -89,14 +91,18 @@ start_redis() {
   exit 1
 }
 
+# Starts a configuration's server on its own port (all on the same core) and
+# takes its session cookie.
 start_server() {
   local config=$1
-  if uses_redis "$config"; then rcli flushall >/dev/null; fi
-  REDIS_URL="redis://$HOST:$REDIS_PORT" taskset -c "$SERVER_CPU" "$server" "$config" "$PORT" \
+  REDIS_URL="redis://$HOST:$REDIS_PORT" taskset -c "$SERVER_CPU" "$server" "$config" "${port[$config]}" \
     >>"$out/server.log" 2>&1 &
-  server_pid=$!
+  pid[$config]=$!
   for _ in $(seq 100); do
-    curl -s -o /dev/null "http://$HOST:$PORT/" && return 0
+    if curl -s -o /dev/null "http://$HOST:${port[$config]}/"; then
+      cookie[$config]=$(session_cookie "$config")
+      return 0
+    fi
     sleep 0.05
   done
   echo "server $config did not start; see $out/server.log" >&2
@@ -104,9 +110,9 @@ start_server() {
 }
 
 stop_server() {
-  kill "$server_pid" 2>/dev/null || true
-  wait "$server_pid" 2>/dev/null || true
-  server_pid=""
+  kill "${pid[$1]}" 2>/dev/null || true
+  wait "${pid[$1]}" 2>/dev/null || true
+  unset "pid[$1]"
 }
 
 # The session cookie of a fresh session (one request to /incr). The bare
@@ -114,7 +120,7 @@ stop_server() {
 # the same header.
 session_cookie() {
   local c
-  c=$(curl -s -D - -o /dev/null "http://$HOST:$PORT/incr" |
+  c=$(curl -s -D - -o /dev/null "http://$HOST:${port[$1]}/incr" |
     tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | head -n1)
   if [ -z "$c" ]; then
     c="id=AQAAAABrAVlYAAAAAGsBWVgAAAAAawKq2Fk4RzJtcnU1NjlCUTJsY2NaelVac0E.VWN-uX-2HJPX63weys486qtg4wMgw63gRBlrxY8qDX4"
@@ -136,18 +142,18 @@ p99_ms() {
 }
 
 measure() {
-  local round=$1 config=$2 scenario=$3 cookie=$4
-  local url="http://$HOST:$PORT$(path_of "$scenario")"
+  local round=$1 config=$2 scenario=$3
+  local url="http://$HOST:${port[$config]}$(path_of "$scenario")"
   local args=(-t1 -c"$CONNECTIONS" --latency)
-  if with_cookie "$scenario"; then args+=(-H "Cookie: $cookie"); fi
+  if with_cookie "$scenario"; then args+=(-H "Cookie: ${cookie[$config]}"); fi
   taskset -c "$LOAD_CPU" wrk "${args[@]}" -d1s "$url" >/dev/null
   local raw="$out/raw/r${round}-${config}-${scenario}.txt"
   local before after start end
-  before=$(cpu_ticks "$server_pid")
+  before=$(cpu_ticks "${pid[$config]}")
   start=$(date +%s%N)
   taskset -c "$LOAD_CPU" wrk "${args[@]}" -d"$DURATION" "$url" >"$raw"
   end=$(date +%s%N)
-  after=$(cpu_ticks "$server_pid")
+  after=$(cpu_ticks "${pid[$config]}")
   local rps p99 errors cpu
   rps=$(awk '/^Requests\/sec:/ { print $2 }' "$raw")
   p99=$(p99_ms "$raw")
@@ -188,19 +194,25 @@ case " $CONFIGS " in *redis*) start_redis ;; esac
 printf 'round\tconfig\tscenario\trps\tp99_ms\terrors\tserver_cpu_pct\n' >"$out/results.tsv"
 read -r -a configs <<<"$CONFIGS"
 n=${#configs[@]}
+for i in $(seq 0 $((n - 1))); do port[${configs[$i]}]=$((PORT + i)); done
 for round in $(seq "$ROUNDS"); do
   echo "round $round/$ROUNDS" >&2
-  # Each round starts at a different configuration, so none always runs
-  # first (or last) in a round.
-  for i in $(seq 0 $((n - 1))); do
-    config=${configs[$(((i + round - 1) % n))]}
-    start_server "$config"
-    cookie=$(session_cookie)
-    for scenario in $SCENARIOS; do
-      measure "$round" "$config" "$scenario" "$cookie"
+  # Fresh servers every round, so no memory store carries the sessions of
+  # earlier rounds' new-session runs; all of them stay up for the round (idle
+  # ones cost nothing), so that the configurations of one scenario are
+  # measured one right after the other: a slow drift of the machine then
+  # moves a scenario's ratios far less than when each server ran all its
+  # scenarios in turn.
+  if [[ " $CONFIGS " == *redis* ]]; then rcli flushall >/dev/null; fi
+  for config in "${configs[@]}"; do start_server "$config"; done
+  for scenario in $SCENARIOS; do
+    # Each round starts at a different configuration, so none always runs
+    # first (or last).
+    for i in $(seq 0 $((n - 1))); do
+      measure "$round" "${configs[$(((i + round - 1) % n))]}" "$scenario"
     done
-    stop_server
   done
+  for config in "${configs[@]}"; do stop_server "$config"; done
 done
 
 # --- Redis commands per request ----------------------------------------------
@@ -211,12 +223,12 @@ redis_calls() {
 }
 for config in $CONFIGS; do
   uses_redis "$config" || continue
+  rcli flushall >/dev/null
   start_server "$config"
-  cookie=$(session_cookie)
   for scenario in $SCENARIOS; do
-    url="http://$HOST:$PORT$(path_of "$scenario")?[1-$REDIS_COUNT]"
+    url="http://$HOST:${port[$config]}$(path_of "$scenario")?[1-$REDIS_COUNT]"
     curl_args=(-s -o /dev/null)
-    if with_cookie "$scenario"; then curl_args+=(-H "Cookie: $cookie"); fi
+    if with_cookie "$scenario"; then curl_args+=(-H "Cookie: ${cookie[$config]}"); fi
     rcli config resetstat >/dev/null
     # MONITOR tells commands sent by the server from the ones a script runs
     # inside Redis. Neither crate pipelines within a request, so each command
@@ -237,7 +249,7 @@ for config in $CONFIGS; do
       "$(awk -v t="$trips" -v n="$REDIS_COUNT" 'BEGIN { printf "%.2f", t / n }')" "${stats:--}" \
       >>"$out/redis-commands.tsv"
   done
-  stop_server
+  stop_server "$config"
 done
 
 # --- memory ------------------------------------------------------------------
