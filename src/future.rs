@@ -1,39 +1,100 @@
-//! The response future shared by the crate's middleware.
+//! The response future of [`SessionService`](crate::SessionService).
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
 
 use http::Response;
+use pin_project_lite::pin_project;
 
-type BoxFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
+use crate::engine::Shared;
+use crate::service::finish;
+use crate::session::Session;
+use crate::store::Store;
 
-/// Response future of [`SessionService`](crate::SessionService) and, with
-/// the `csrf` feature, `CsrfService`.
-///
-/// A named type over a boxed future, so its insides can change without
-/// changing the public type.
-pub struct ResponseFuture<B, E> {
-    inner: BoxFuture<B, E>,
-}
+type Finish<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
 
-impl<B, E> ResponseFuture<B, E> {
-    pub(crate) fn new(inner: BoxFuture<B, E>) -> Self {
-        Self { inner }
+pin_project! {
+    /// Response future of [`SessionService`](crate::SessionService): the
+    /// inner service's future, then the save of whatever the handler
+    /// changed.
+    ///
+    /// Written by hand rather than boxed: a request whose sessions were never
+    /// loaded (most requests of most apps) costs no allocation here, and only
+    /// a save is boxed, when there is one.
+    pub struct ResponseFuture<F, St, B> {
+        #[pin]
+        state: State<F, St, B>,
     }
 }
 
-impl<B, E> Future for ResponseFuture<B, E> {
+pin_project! {
+    #[project = StateProj]
+    enum State<F, St, B> {
+        Inner {
+            #[pin]
+            future: F,
+            sessions: Option<Arc<[Session]>>,
+            shared: Arc<Shared<St>>,
+        },
+        Saving {
+            finish: Finish<B>,
+        },
+    }
+}
+
+impl<F, St, B> ResponseFuture<F, St, B> {
+    pub(crate) fn new(future: F, sessions: Arc<[Session]>, shared: Arc<Shared<St>>) -> Self {
+        Self {
+            state: State::Inner {
+                future,
+                sessions: Some(sessions),
+                shared,
+            },
+        }
+    }
+}
+
+impl<F, St, B, E> Future for ResponseFuture<F, St, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+    St: Store,
+    B: Default + Send + 'static,
+{
     type Output = Result<Response<B>, E>;
 
-    #[inline]
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+        loop {
+            let finish = match self.as_mut().project().state.project() {
+                StateProj::Inner {
+                    future,
+                    sessions,
+                    shared,
+                } => {
+                    let res = ready!(future.poll(cx))?;
+                    let sessions = sessions
+                        .take()
+                        .expect("ResponseFuture polled after completion");
+                    if sessions.iter().all(Session::untouched) {
+                        return Poll::Ready(Ok(res));
+                    }
+                    // Boxed: the state of a save is large, and most responses
+                    // of an app never need it.
+                    let shared = shared.clone();
+                    let finish: Finish<B> =
+                        Box::pin(async move { finish(&shared, sessions, res).await });
+                    finish
+                }
+                StateProj::Saving { finish } => return finish.as_mut().poll(cx).map(Ok),
+            };
+            self.as_mut().project().state.set(State::Saving { finish });
+        }
     }
 }
 
-impl<B, E> fmt::Debug for ResponseFuture<B, E> {
+impl<F, St, B> fmt::Debug for ResponseFuture<F, St, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }

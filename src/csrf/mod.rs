@@ -84,7 +84,8 @@ mod layer;
 mod reject;
 mod service;
 
-pub use crate::future::ResponseFuture;
+mod future;
+pub use future::ResponseFuture;
 pub use layer::{CsrfLayer, NeverSkip, SkipPredicate};
 pub use service::CsrfService;
 

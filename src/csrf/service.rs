@@ -10,11 +10,11 @@ use http::{HeaderMap, Method, Request, Response};
 use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_service::Service;
 
+use super::future::ResponseFuture;
 use super::layer::{Config, SkipPredicate};
 use super::reject::Rejection;
 use super::{stored_token, tokens_match, FORM_FIELD, HEADER};
 use crate::error::BoxError;
-use crate::future::ResponseFuture;
 use crate::session::Session;
 use crate::sessions::Sessions;
 

@@ -1,7 +1,5 @@
 //! Reading the session cookie from the request.
 
-use std::time::SystemTime;
-
 use http::header::COOKIE;
 use http::HeaderMap;
 
@@ -17,14 +15,11 @@ const CLOCK_SKEW_SECS: u64 = 300;
 /// The state of session `slot` for this request: the first cookie of that
 /// name, across every `Cookie` header line, that verifies and has not expired
 /// (SECURITY D20, D21, D22). Rejections are WARN events without the value.
-pub(super) fn read<St>(
-    shared: &Shared<St>,
-    slot: usize,
-    headers: &HeaderMap,
-    now: SystemTime,
-) -> State {
+pub(super) fn read<St>(shared: &Shared<St>, slot: usize, headers: &HeaderMap) -> State {
     let name = &shared.cookies[slot].name;
-    let now = unix_secs(now);
+    // The clock is read only once a cookie of this name is there to check:
+    // a request without one (most first visits, every asset) needs no time.
+    let mut now = None;
     let mut state = State::default();
     for line in headers.get_all(COOKIE) {
         for (n, v) in pairs(line.as_bytes()) {
@@ -42,6 +37,7 @@ pub(super) fn read<St>(
                     continue;
                 }
             };
+            let now = *now.get_or_insert_with(|| unix_secs(shared.clock.now()));
             if let Err(reason) =
                 check_times(&opened.envelope, now, shared.absolute.map(|d| d.as_secs()))
             {

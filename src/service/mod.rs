@@ -59,7 +59,7 @@ where
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<ResBody, S::Error>;
+    type Future = ResponseFuture<S::Future, St, ResBody>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -71,16 +71,7 @@ where
         // Called here, on the service `poll_ready` readied, so only its future
         // goes into ours: no clone of the inner service per request.
         let inner = self.inner.call(req);
-        let shared = self.shared.clone();
-        ResponseFuture::new(Box::pin(async move {
-            let res = inner.await?;
-            if sessions.iter().all(Session::untouched) {
-                return Ok(res);
-            }
-            // Boxed: the state of a save is large, and most responses of an
-            // app never need it, so it stays out of every response future.
-            Ok(Box::pin(finish(&shared, sessions, res)).await)
-        }))
+        ResponseFuture::new(inner, sessions, self.shared.clone())
     }
 }
 
@@ -88,10 +79,9 @@ impl<S, St: Store> SessionService<S, St> {
     /// Reads the session cookies and puts unloaded handles in the request.
     fn attach<B>(&self, req: &mut Request<B>) -> Arc<[Session]> {
         let engine: Arc<dyn Engine> = self.shared.clone();
-        let now = self.shared.clock.now();
         let own: Arc<[Session]> = (0..self.shared.cookies.len())
             .map(|slot| {
-                let state = incoming::read(&self.shared, slot, req.headers(), now);
+                let state = incoming::read(&self.shared, slot, req.headers());
                 Session::new(engine.clone(), slot, state)
             })
             .collect();
@@ -110,7 +100,7 @@ impl<S, St: Store> SessionService<S, St> {
 }
 
 /// The way out: saves what changed and writes the cookies (DESIGN §3).
-async fn finish<St: Store, B: Default>(
+pub(crate) async fn finish<St: Store, B: Default>(
     shared: &Shared<St>,
     sessions: Arc<[Session]>,
     mut res: Response<B>,
