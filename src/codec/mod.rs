@@ -193,8 +193,11 @@ impl Codec {
         &self,
         protection: Protection,
         name: &str,
-        cookie: &str,
+        cookie: impl AsRef<[u8]>,
     ) -> Result<Opened, DecodeError> {
+        // Bytes, not text: anything outside base64url fails to decode, so a
+        // separate UTF-8 check of the whole value would only repeat the work.
+        let cookie = cookie.as_ref();
         if name.len() + cookie.len() > MAX_COOKIE_LEN {
             return Err(DecodeError::TooLarge);
         }
@@ -207,8 +210,9 @@ impl Codec {
 
     /// The verified bytes, where the envelope starts in them (at once), and
     /// the key index.
-    fn verify(&self, name: &str, cookie: &str) -> Result<(Vec<u8>, usize, usize), DecodeError> {
-        let (body, tag) = cookie.rsplit_once('.').ok_or(DecodeError::Malformed)?;
+    fn verify(&self, name: &str, cookie: &[u8]) -> Result<(Vec<u8>, usize, usize), DecodeError> {
+        let dot = memchr::memrchr(b'.', cookie).ok_or(DecodeError::Malformed)?;
+        let (body, tag) = (&cookie[..dot], &cookie[dot + 1..]);
         if tag.len() != TAG_B64_LEN {
             return Err(DecodeError::Malformed);
         }
@@ -230,7 +234,7 @@ impl Codec {
     }
 
     /// The opened bytes, where the envelope starts in them, and the key index.
-    fn open(&self, name: &str, cookie: &str) -> Result<(Vec<u8>, usize, usize), DecodeError> {
+    fn open(&self, name: &str, cookie: &[u8]) -> Result<(Vec<u8>, usize, usize), DecodeError> {
         let mut bytes = B64.decode(cookie).map_err(|_| DecodeError::Malformed)?;
         if bytes.len() < NONCE_LEN + AEAD_TAG_LEN {
             return Err(DecodeError::Malformed);

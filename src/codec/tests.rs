@@ -65,7 +65,7 @@ fn every_bit_flip_is_rejected() {
                 let mut r = raw.clone();
                 r[i] ^= 0x01;
                 assert_eq!(
-                    c.decode(p, "id", &B64.encode(&r)).unwrap_err(),
+                    c.decode(p, "id", B64.encode(&r)).unwrap_err(),
                     DecodeError::BadTag,
                     "byte {i}"
                 );

@@ -26,10 +26,6 @@ pub(super) fn read<St>(shared: &Shared<St>, slot: usize, headers: &HeaderMap) ->
             if n != name.as_bytes() {
                 continue;
             }
-            let Ok(v) = std::str::from_utf8(v) else {
-                tracing::warn!(cookie = %name, reason = "not UTF-8", "rejected session cookie");
-                continue;
-            };
             let opened = match shared.codec.decode(shared.protection, name, v) {
                 Ok(o) => o,
                 Err(e) => {
@@ -75,7 +71,16 @@ fn check_times(env: &Envelope, now: u64, absolute: Option<u64>) -> Result<(), &'
 /// `name=value` pairs of one `Cookie` header line. Pieces without `=` are
 /// skipped, so one malformed cookie hides none of the others.
 pub(crate) fn pairs(line: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    line.split(|&b| b == b';').filter_map(|part| {
+    // memchr finds each `;` a word at a time; a byte-by-byte split was most of
+    // this function's time on a typical header.
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b';', line).chain(std::iter::once(line.len()));
+    ends.map(move |end| {
+        let part = &line[start..end];
+        start = end + 1;
+        part
+    })
+    .filter_map(|part| {
         let part = part.trim_ascii();
         let eq = part.iter().position(|&b| b == b'=')?;
         let (name, value) = (part[..eq].trim_ascii(), part[eq + 1..].trim_ascii());
