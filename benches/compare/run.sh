@@ -149,12 +149,14 @@ measure() {
   taskset -c "$LOAD_CPU" wrk "${args[@]}" -d1s "$url" >/dev/null
   local raw="$out/raw/r${round}-${config}-${scenario}.txt"
   local before after start end
-  before=$(cpu_ticks "${pid[$config]}")
+  read -r ubefore sbefore < <(cpu_split "${pid[$config]}")
+  before=$((ubefore + sbefore))
   start=$(date +%s%N)
   taskset -c "$LOAD_CPU" wrk "${args[@]}" -d"$DURATION" "$url" >"$raw"
   end=$(date +%s%N)
-  after=$(cpu_ticks "${pid[$config]}")
-  local rps p99 errors cpu
+  read -r uafter safter < <(cpu_split "${pid[$config]}")
+  after=$((uafter + safter))
+  local rps p99 errors cpu requests user_us sys_us
   rps=$(awk '/^Requests\/sec:/ { print $2 }' "$raw")
   p99=$(p99_ms "$raw")
   errors=$(awk '/Non-2xx or 3xx responses:/ { n += $NF } /Socket errors:/ { n += 1 } END { print n + 0 }' "$raw")
@@ -162,14 +164,22 @@ measure() {
   # bottleneck; well below, something else was (Redis, wrk, other load).
   cpu=$(awk -v t=$((after - before)) -v hz="$(getconf CLK_TCK)" -v ns=$((end - start)) \
     'BEGIN { printf "%.0f", 100 * t / hz / (ns / 1e9) }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$config" "$scenario" "$rps" "$p99" "$errors" "$cpu" \
-    >>"$out/results.tsv"
-  printf '  %-14s %-9s %10s req/s  p99 %7s ms  server cpu %3s%%%s\n' "$config" "$scenario" "$rps" "$p99" \
-    "$cpu" "$([ "$errors" = 0 ] || echo "  ERRORS: $errors")" >&2
+  # The server's CPU time per request, split into user space (hyper, axum,
+  # the layer, the store) and kernel (sockets): where a session's cost lands.
+  requests=$(awk '/requests in/ { print $1 }' "$raw")
+  user_us=$(awk -v t=$((uafter - ubefore)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+    'BEGIN { printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
+  sys_us=$(awk -v t=$((safter - sbefore)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
+    'BEGIN { printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$config" "$scenario" "$rps" "$p99" "$errors" \
+    "$cpu" "$user_us" "$sys_us" >>"$out/results.tsv"
+  printf '  %-14s %-9s %10s req/s  p99 %7s ms  server cpu %3s%%  user %5s us  kernel %5s us%s\n' \
+    "$config" "$scenario" "$rps" "$p99" "$cpu" "$user_us" "$sys_us" \
+    "$([ "$errors" = 0 ] || echo "  ERRORS: $errors")" >&2
 }
 
-# User plus system time of a process, in clock ticks.
-cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$1/stat"; }
+# User and system time of a process, in clock ticks.
+cpu_split() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
 
 # --- machine -----------------------------------------------------------------
 {
@@ -191,7 +201,8 @@ cat "$out/machine.txt" >&2
 case " $CONFIGS " in *redis*) start_redis ;; esac
 
 # --- rounds ------------------------------------------------------------------
-printf 'round\tconfig\tscenario\trps\tp99_ms\terrors\tserver_cpu_pct\n' >"$out/results.tsv"
+printf 'round\tconfig\tscenario\trps\tp99_ms\terrors\tserver_cpu_pct\tuser_us_per_req\tkernel_us_per_req\n' \
+  >"$out/results.tsv"
 read -r -a configs <<<"$CONFIGS"
 n=${#configs[@]}
 for i in $(seq 0 $((n - 1))); do port[${configs[$i]}]=$((PORT + i)); done
@@ -265,30 +276,32 @@ awk -F'\t' -v rounds="$ROUNDS" '
   }
   function peer(c) { return c ~ /redis/ ? "ts-redis" : "ts-memory" }
   NR == 1 { next }
-  { rps[$1, $2, $3] = $4; p99[$1, $2, $3] = $5; err[$2, $3] += $6; cpu[$1, $2, $3] = $7; seen[$2] = 1 }
+  { rps[$1, $2, $3] = $4; p99[$1, $2, $3] = $5; err[$2, $3] += $6; cpu[$1, $2, $3] = $7; seen[$2] = 1
+    usr[$1, $2, $3] = $8; sys[$1, $2, $3] = $9 }
   END {
     split("untouched read rmw new", order, " ")
     split("bare sessio-memory sessio-cookie sessio-redis ts-memory ts-redis", corder, " ")
     label["untouched"] = "no cookie, untouched"; label["read"] = "existing session, read-only"
     label["rmw"] = "existing session, read-modify-write"; label["new"] = "new session each request"
-    print "| scenario | configuration | req/s | p99 ms | × bare axum | × tower-sessions | server CPU |"
-    print "|---|---|---:|---:|---:|---:|---:|"
+    print "| scenario | configuration | req/s | p99 ms | × bare axum | × tower-sessions | server CPU | user µs/req | kernel µs/req |"
+    print "|---|---|---:|---:|---:|---:|---:|---:|---:|"
     for (s = 1; s <= 4; s++) {
       sn = order[s]
       for (c = 1; c <= 6; c++) {
         cn = corder[c]
         if (!(cn in seen)) continue
-        lr = ""; lp = ""; lb = ""; lt = ""; lc = ""
+        lr = ""; lp = ""; lb = ""; lt = ""; lc = ""; lu = ""; lk = ""
         for (r = 1; r <= rounds; r++) {
           if (!((r, cn, sn) in rps)) continue
           lr = lr " " rps[r, cn, sn]; lp = lp " " p99[r, cn, sn]; lc = lc " " cpu[r, cn, sn]
+          lu = lu " " usr[r, cn, sn]; lk = lk " " sys[r, cn, sn]
           if ((r, "bare", sn) in rps) lb = lb " " rps[r, cn, sn] / rps[r, "bare", sn]
           if (cn ~ /^sessio/ && (r, peer(cn), sn) in rps) lt = lt " " rps[r, cn, sn] / rps[r, peer(cn), sn]
         }
         tb = lb == "" ? "" : sprintf("%.3f", median(lb))
         tt = lt == "" ? "" : sprintf("%.2f", median(lt))
         e = err[cn, sn] ? sprintf(" (%d errors)", err[cn, sn]) : ""
-        printf "| %s | %s | %.0f%s | %.2f | %s | %s | %.0f %% |\n", label[sn], cn, median(lr), e, median(lp), tb, tt, median(lc)
+        printf "| %s | %s | %.0f%s | %.2f | %s | %s | %.0f %% | %.2f | %.2f |\n", label[sn], cn, median(lr), e, median(lp), tb, tt, median(lc), median(lu), median(lk)
       }
     }
   }' "$out/results.tsv" >"$out/table.md"
