@@ -320,15 +320,11 @@ impl<St: Store> Shared<St> {
             Write::Reissue(v) => Some(v.clone()),
         };
         if let Some(v) = &value {
-            let name = plan
-                .attrs
-                .as_ref()
-                .unwrap_or(&self.cookies[slot])
-                .name
-                .len();
-            let size = name + 1 + encoded_len(self.protection, v.len());
+            let name = &plan.attrs.as_ref().unwrap_or(&self.cookies[slot]).name;
+            let size = name.len() + 1 + encoded_len(self.protection, v.len());
             if size > MAX_COOKIE_LEN {
                 tracing::error!(
+                    cookie = %name,
                     size,
                     limit = MAX_COOKIE_LEN,
                     "session cookie too large; not saved"
