@@ -1,6 +1,5 @@
 //! Runs the `counter` example binary and talks HTTP to it on loopback.
 
-#[cfg(feature = "redis")]
 mod common;
 
 use std::io::{Read, Write};
@@ -15,23 +14,6 @@ impl Drop for Server {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn example(name: &str) -> std::path::PathBuf {
-    // target/<profile>/deps/<test> → target/<profile>/examples/<name>
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        dir.exists(),
-        "example binary missing at {dir:?}: run through `cargo test`"
-    );
-    dir
 }
 
 fn free_port() -> u16 {
@@ -72,7 +54,7 @@ fn set_cookie(headers: &[String]) -> Option<String> {
 
 fn start(envs: &[(&str, &str)]) -> (Server, u16) {
     let port = free_port();
-    let mut cmd = Command::new(example("counter"));
+    let mut cmd = Command::new(common::example_binary("counter"));
     cmd.env("PORT", port.to_string())
         .stdout(Stdio::null())
         .stderr(Stdio::null());

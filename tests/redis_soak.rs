@@ -20,7 +20,7 @@ mod common;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::net::TcpStream;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -171,7 +171,7 @@ struct Server {
 
 impl Server {
     fn start(redis: &RedisServer, name: &str) -> Self {
-        let exe = counter_example();
+        let exe = common::example_binary("counter");
         let dir = tempfile::tempdir().expect("temporary directory");
         for _ in 0..3 {
             let port = free_port();
@@ -227,25 +227,6 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
-}
-
-/// `target/<profile>/examples/counter`, built by `cargo test --all-features`
-/// (or `cargo build --example counter --features redis`).
-fn counter_example() -> PathBuf {
-    let exe = std::env::current_exe().expect("test binary path");
-    let path = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps")
-        .join("examples")
-        .join("counter");
-    assert!(
-        path.exists(),
-        "counter example missing at {}: run through `cargo test --all-features`, \
-         or `cargo build --example counter --features redis` first",
-        path.display()
-    );
-    path
 }
 
 fn redis_pid(redis: &RedisServer) -> u32 {

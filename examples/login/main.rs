@@ -63,32 +63,26 @@ async fn main() -> Result<(), Box<dyn Error>> {
             .map_err(|_| format!("PORT={p}: not a port number"))?,
         Err(_) => 3000,
     };
-    let db = database_path();
-    let users = Users::open(&db).map_err(|e| format!("opening {}: {e}", db.display()))?;
-    tracing::info!(path = %db.display(), "users kept in SQLite");
     let options = app::Options {
         key: key_from_env()?,
         secure: cookie_secure()?,
     };
-    let store = std::env::var("STORE").unwrap_or_else(|_| "memory".into());
-    let router = match store.as_str() {
-        "memory" => app::router(MemoryStore::new(), users, options)?,
-        "cookie" => app::router(CookieStore::new(), users, options)?,
+    // A wrong STORE is refused before the database is opened.
+    let backend = backend_from_env()?;
+    let db = database_path();
+    let users = Users::open(&db).map_err(|e| format!("opening {}: {e}", db.display()))?;
+    tracing::info!(path = %db.display(), "users kept in SQLite");
+    let (store, router) = match backend {
+        Backend::Memory => ("memory", app::router(MemoryStore::new(), users, options)?),
+        Backend::Cookie => ("cookie", app::router(CookieStore::new(), users, options)?),
         #[cfg(feature = "redis")]
-        "redis" => {
+        Backend::Redis => {
             let url =
                 std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
             // The error leaves the URL out: it may hold a password.
             let store = sessio::RedisStore::connect(&url).map_err(|e| format!("REDIS_URL: {e}"))?;
-            app::router(store, users, options)?
+            ("redis", app::router(store, users, options)?)
         }
-        #[cfg(not(feature = "redis"))]
-        "redis" => {
-            return Err("STORE=redis needs the redis feature: \
-                 cargo run --example login --features redis"
-                .into())
-        }
-        other => return Err(format!("STORE={other}: expected memory, cookie or redis").into()),
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let listener = tokio::net::TcpListener::bind(addr)
@@ -101,6 +95,28 @@ async fn main() -> Result<(), Box<dyn Error>> {
         })
         .await?;
     Ok(())
+}
+
+/// Where the sessions live, from `STORE`.
+enum Backend {
+    Memory,
+    Cookie,
+    #[cfg(feature = "redis")]
+    Redis,
+}
+
+fn backend_from_env() -> Result<Backend, Box<dyn Error>> {
+    match std::env::var("STORE").as_deref().unwrap_or("memory") {
+        "memory" => Ok(Backend::Memory),
+        "cookie" => Ok(Backend::Cookie),
+        #[cfg(feature = "redis")]
+        "redis" => Ok(Backend::Redis),
+        #[cfg(not(feature = "redis"))]
+        "redis" => Err("STORE=redis needs the redis feature: \
+             cargo run --example login --features redis"
+            .into()),
+        other => Err(format!("STORE={other}: expected memory, cookie or redis").into()),
+    }
 }
 
 fn key_from_env() -> Result<Key, Box<dyn Error>> {

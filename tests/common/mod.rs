@@ -308,3 +308,23 @@ impl Write for Logs {
         Ok(())
     }
 }
+
+/// `target/<profile>/examples/<name>`: the example binaries `cargo test`
+/// builds beside the test binaries (`cargo build --example NAME` with the
+/// example's features builds one alone).
+pub fn example_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary path");
+    let path = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>/deps")
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "example binary missing at {}: run through `cargo test --all-features`, \
+         or `cargo build --example {name}` with its features first",
+        path.display()
+    );
+    path
+}
