@@ -15,7 +15,7 @@ mod format;
 mod scripts;
 
 pub use builder::RedisStoreBuilder;
-use conn::{Backend, Request, Timeouts};
+use conn::{Backend, Call, Timeouts};
 use scripts::{scripts, ttl_ms};
 
 /// How many fresh ids `create` tries before giving up; with 128-bit random
@@ -206,7 +206,10 @@ impl RedisStore {
         storage_key(&self.inner.prefix, id)
     }
 
-    async fn run<T: redis::FromRedisValue>(&self, request: Request<'_>) -> Result<T, Error> {
+    async fn run<T: redis::FromRedisValue + Send + 'static>(
+        &self,
+        request: impl Call,
+    ) -> Result<T, Error> {
         self.inner.backend.run(self.inner.timeouts, request).await
     }
 }
@@ -223,7 +226,7 @@ impl Store for RedisStore {
             let id = (self.inner.ids)();
             let key = self.key(id.as_str());
             let call = scripts().create(&key, record, expires.ttl())?;
-            match self.run::<i64>(Request::Script(call)).await? {
+            match self.run::<i64>(call).await? {
                 1 => return Ok(id.as_str().to_owned()),
                 // SECURITY A2: never overwrite; mint another id.
                 0 => tracing::warn!("session id collision in redis store; minting another id"),
@@ -238,9 +241,7 @@ impl Store for RedisStore {
         if !id::is_valid(value) {
             return Ok(None);
         }
-        let reply: Value = self
-            .run(Request::Cmd(cmd("HGETALL", &self.key(value))))
-            .await?;
+        let reply: Value = self.run(cmd("HGETALL", &self.key(value))).await?;
         format::decode(reply).map_err(Error::store)
     }
 
@@ -256,7 +257,7 @@ impl Store for RedisStore {
         }
         let key = self.key(value);
         let call = scripts().update(&key, record, changes, expires.ttl())?;
-        match self.run::<i64>(Request::Script(call)).await? {
+        match self.run::<i64>(call).await? {
             1 => Ok(Some(value.to_owned())),
             // SECURITY F28: deleted or expired; nothing was written.
             0 => Ok(None),
@@ -270,7 +271,7 @@ impl Store for RedisStore {
         }
         let mut pexpire = cmd("PEXPIRE", &self.key(value));
         pexpire.arg(ttl_ms(expires.ttl()));
-        match self.run::<i64>(Request::Cmd(pexpire)).await? {
+        match self.run::<i64>(pexpire).await? {
             1 => Ok(true),
             0 => Ok(false),
             _ => Err(Error::store(Failure::UnexpectedReply)),
@@ -281,7 +282,7 @@ impl Store for RedisStore {
         if !id::is_valid(value) {
             return Ok(());
         }
-        let _deleted: i64 = self.run(Request::Cmd(cmd("DEL", &self.key(value)))).await?;
+        let _deleted: i64 = self.run(cmd("DEL", &self.key(value))).await?;
         Ok(())
     }
 }
