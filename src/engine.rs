@@ -52,7 +52,8 @@ enum Write {
     Remove,
 }
 
-struct Plan {
+/// What one save will do, decided under the session's lock.
+pub(crate) struct Plan {
     write: Write,
     deletes: Vec<String>,
     attrs: Option<CookieAttrs>,
@@ -134,9 +135,22 @@ impl<St: Store> Shared<St> {
     /// any more (the layer's own save once the handler is done, with no clone
     /// kept anywhere), so the plan may move the data out instead of copying it.
     pub(crate) async fn save_session(&self, session: &Inner, last: bool) -> Result<(), Error> {
-        let Some(plan) = self.plan(&mut session.state(), last) else {
-            return Ok(());
-        };
+        match self.plan_for(session, last) {
+            Some(plan) => self.apply(session, plan).await,
+            None => Ok(()),
+        }
+    }
+
+    /// What saving `session` would write, taken out of its state; `None`
+    /// when there is nothing to write (an unchanged session, most requests).
+    /// Synchronous, so the layer can tell before it starts anything async.
+    pub(crate) fn plan_for(&self, session: &Inner, last: bool) -> Option<Plan> {
+        self.plan(&mut session.state(), last)
+    }
+
+    /// Carries out a plan from [`plan_for`](Self::plan_for) and leaves the
+    /// `Set-Cookie` to send in the session's `outgoing`.
+    pub(crate) async fn apply(&self, session: &Inner, plan: Plan) -> Result<(), Error> {
         let result = self.execute(session.slot, &plan).await;
         let mut st = session.state();
         let removing = matches!(plan.write, Write::Remove);
@@ -168,17 +182,7 @@ impl<St: Store> Shared<St> {
                 Ok(())
             }
             Err(err) => {
-                // Put back what was taken so the state still describes the
-                // unsaved changes.
-                let mut changes = std::mem::take(&mut st.changes);
-                changes.merge_older(plan.taken);
-                st.changes = changes;
-                let later = std::mem::take(&mut st.deletes);
-                st.deletes = plan.deletes;
-                st.deletes.extend(later);
-                if matches!(plan.write, Write::Create(_)) {
-                    st.force_create = true;
-                }
+                put_back(&mut st, plan);
                 tracing::error!(
                     cookie = %self.cookies[session.slot].name,
                     error = %err,
@@ -188,6 +192,12 @@ impl<St: Store> Shared<St> {
                 Err(err)
             }
         }
+    }
+
+    /// Puts a plan that was never carried out back into its session, so the
+    /// state still describes the unsaved changes.
+    pub(crate) fn put_back(&self, session: &Inner, plan: Plan) {
+        put_back(&mut session.state(), plan);
     }
 
     fn plan(&self, st: &mut State, last: bool) -> Option<Plan> {
@@ -343,6 +353,20 @@ impl<St: Store> Shared<St> {
             self.store.delete(old).await?;
         }
         Ok(value)
+    }
+}
+
+/// Puts back what a plan took from the state (changes, deletes, a pending
+/// create), under anything newer, after a save that failed or never ran.
+fn put_back(st: &mut State, plan: Plan) {
+    let mut changes = std::mem::take(&mut st.changes);
+    changes.merge_older(plan.taken);
+    st.changes = changes;
+    let later = std::mem::take(&mut st.deletes);
+    st.deletes = plan.deletes;
+    st.deletes.extend(later);
+    if matches!(plan.write, Write::Create(_)) {
+        st.force_create = true;
     }
 }
 

@@ -10,11 +10,9 @@ use http::Response;
 use pin_project_lite::pin_project;
 
 use crate::engine::Shared;
-use crate::service::finish;
+use crate::service::{finish, Saving};
 use crate::session::Session;
 use crate::store::Store;
-
-type Finish<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
 
 pin_project! {
     /// Response future of [`SessionService`](crate::SessionService): the
@@ -40,7 +38,7 @@ pin_project! {
             shared: Arc<Shared<St>>,
         },
         Saving {
-            finish: Finish<B>,
+            saving: Saving<B>,
         },
     }
 }
@@ -67,7 +65,7 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         loop {
-            let finish = match self.as_mut().project().state.project() {
+            let saving = match self.as_mut().project().state.project() {
                 StateProj::Inner {
                     future,
                     sessions,
@@ -80,16 +78,14 @@ where
                     if sessions.iter().all(Session::untouched) {
                         return Poll::Ready(Ok(res));
                     }
-                    // Boxed: the state of a save is large, and most responses
-                    // of an app never need it.
-                    let shared = shared.clone();
-                    let finish: Finish<B> =
-                        Box::pin(async move { finish(&shared, sessions, res).await });
-                    finish
+                    match finish(shared, sessions, res) {
+                        Ok(res) => return Poll::Ready(Ok(res)),
+                        Err(saving) => saving,
+                    }
                 }
-                StateProj::Saving { finish } => return finish.as_mut().poll(cx).map(Ok),
+                StateProj::Saving { saving } => return saving.as_mut().poll(cx).map(Ok),
             };
-            self.as_mut().project().state.set(State::Saving { finish });
+            self.as_mut().project().state.set(State::Saving { saving });
         }
     }
 }

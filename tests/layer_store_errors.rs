@@ -147,3 +147,65 @@ async fn explicit_save_returns_store_errors_to_the_handler() {
     assert_eq!(r.set_cookies().len(), 1);
     assert_eq!(store.ops(), vec!["create", "create"]);
 }
+
+/// With several sessions, a save that fails stops the way out with the
+/// error handler's response; the sessions not saved yet keep their changes,
+/// so a handle the handler kept can still save them once the store is back.
+#[tokio::test(flavor = "current_thread")]
+async fn sessions_not_saved_after_a_failure_keep_their_changes() {
+    use sessio::Sessions;
+    use std::sync::{Arc, Mutex};
+
+    let store = TestStore::new(MemoryStore::new());
+    let kept: Arc<Mutex<Option<Session>>> = Arc::default();
+    let slot = kept.clone();
+    let app = Router::new()
+        .route(
+            "/set",
+            get(move |sessions: Sessions, q: axum::extract::RawQuery| {
+                let slot = slot.clone();
+                async move {
+                    let v: u32 = q.0.unwrap_or_default().parse().unwrap_or(0);
+                    let a = sessions.get("a").await.unwrap();
+                    let b = sessions.get("b").await.unwrap();
+                    a.set("x", v).unwrap();
+                    b.set("x", v).unwrap();
+                    *slot.lock().unwrap() = Some(b);
+                    "ok"
+                }
+            }),
+        )
+        .route(
+            "/get",
+            get(|sessions: Sessions| async move {
+                let a = sessions.get("a").await.unwrap();
+                let b = sessions.get("b").await.unwrap();
+                let a: Option<u32> = a.get("x").unwrap();
+                let b: Option<u32> = b.get("x").unwrap();
+                format!("{a:?} {b:?}")
+            }),
+        )
+        .layer(SessionLayer::many(store.clone(), key(), ["a", "b"]).unwrap());
+
+    let r = call(&app, "/set?1", None).await;
+    let cookies = r.set_cookies();
+    assert_eq!(cookies.len(), 2, "{cookies:?}");
+    let pairs: Vec<String> = cookies
+        .iter()
+        .map(|c| c.split(';').next().unwrap().to_owned())
+        .collect();
+    let jar = [pairs[0].as_str(), pairs[1].as_str()];
+    assert_eq!(get_with(&app, "/get", &jar).await.body, "Some(1) Some(1)");
+
+    store.fail_on("update", Fail::Unavailable);
+    let r = get_with(&app, "/set?2", &jar).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.set_cookies().is_empty());
+    store.heal();
+    assert_eq!(get_with(&app, "/get", &jar).await.body, "Some(1) Some(1)");
+
+    // `b` was never saved: its change is still pending on the kept handle.
+    let b = kept.lock().unwrap().take().unwrap();
+    b.save().await.unwrap();
+    assert_eq!(get_with(&app, "/get", &jar).await.body, "Some(1) Some(2)");
+}

@@ -1,6 +1,8 @@
 //! [`SessionService`]: the middleware itself.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -99,33 +101,72 @@ impl<S, St: Store> SessionService<S, St> {
     }
 }
 
-/// The way out: saves what changed and writes the cookies (DESIGN §3).
-pub(crate) async fn finish<St: Store, B: Default>(
-    shared: &Shared<St>,
+/// A save still to run on the way out, boxed (its state is large).
+pub(crate) type Saving<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
+
+/// The way out (DESIGN §3), as far as it can go without waiting: load
+/// errors, a 5xx that saves nothing, and sessions with nothing to write are
+/// settled here, and the response comes back at once. Only when a session
+/// has something to write does the rest become a boxed future, so a request
+/// that read its session and changed nothing allocates nothing for the way
+/// out.
+pub(crate) fn finish<St: Store, B: Default + Send + 'static>(
+    shared: &Arc<Shared<St>>,
     sessions: Arc<[Session]>,
-    mut res: Response<B>,
-) -> Response<B> {
+    res: Response<B>,
+) -> Result<Response<B>, Saving<B>> {
+    for s in sessions.iter() {
+        let failed = s.state().load_error.take();
+        if let Some(err) = failed {
+            return Ok(error_response(shared, &err));
+        }
+    }
+    // A 5xx means the handler failed part way: save nothing it changed.
+    if res.status().is_server_error() {
+        return Ok(write_cookies(&sessions, res));
+    }
     // Nothing else holds the list (the request's `Sessions` went with the
     // request) nor a session in it: the saves may move data instead of
     // copying it.
     let alone = Arc::strong_count(&sessions) == 1;
-    for s in sessions.iter() {
-        let failed = s.state().load_error.take();
-        if let Some(err) = failed {
-            return error_response(shared, &err);
-        }
-    }
-    // A 5xx means the handler failed part way: save nothing it changed.
-    if !res.status().is_server_error() {
-        for s in sessions.iter() {
-            let last = alone && Arc::strong_count(&s.inner) == 1;
-            if let Err(err) = shared.save_session(&s.inner, last).await {
-                return error_response(shared, &err);
+    // The first plan inline, any more in a Vec: one session (the usual case)
+    // costs no allocation here.
+    let mut first = None;
+    let mut more = Vec::new();
+    for (i, s) in sessions.iter().enumerate() {
+        let last = alone && Arc::strong_count(&s.inner) == 1;
+        if let Some(plan) = shared.plan_for(&s.inner, last) {
+            if first.is_none() {
+                first = Some((i, plan));
+            } else {
+                more.push((i, plan));
             }
         }
     }
+    if first.is_none() {
+        return Ok(write_cookies(&sessions, res));
+    }
+    let shared = shared.clone();
+    Err(Box::pin(async move {
+        let mut plans = first.into_iter().chain(more);
+        while let Some((i, plan)) = plans.next() {
+            if let Err(err) = shared.apply(&sessions[i].inner, plan).await {
+                // The sessions not saved keep their changes.
+                for (j, plan) in plans {
+                    shared.put_back(&sessions[j].inner, plan);
+                }
+                return error_response(&shared, &err);
+            }
+        }
+        write_cookies(&sessions, res)
+    }))
+}
+
+/// Appends each session's pending `Set-Cookie`, with `Cache-Control:
+/// no-store` (unless the handler set its own) and `Vary: Cookie` when any.
+fn write_cookies<B>(sessions: &[Session], mut res: Response<B>) -> Response<B> {
     let mut wrote = false;
-    for s in sessions.iter() {
+    for s in sessions {
         let cookie = s.state().outgoing.take();
         if let Some(cookie) = cookie {
             match HeaderValue::try_from(cookie) {
