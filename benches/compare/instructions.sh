@@ -20,20 +20,10 @@ PORT=18180
 REDIS_PORT=16380
 HOST=127.0.0.1
 
-need=()
-command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-
-export CARGO_TARGET_DIR=${COMPARE_TARGET_DIR:-$root/target/compare-build}
-cargo build --release --quiet --manifest-path "$here/Cargo.toml"
-server="$CARGO_TARGET_DIR/release/sessio-compare"
+# shellcheck source=benches/compare/lib.sh
+. "$here/lib.sh"
+install_missing valgrind:valgrind redis-server:redis-server curl:curl
+build_servers
 
 mkdir -p "$out/callgrind"
 vg_pid=""
@@ -75,10 +65,7 @@ for config in $CONFIGS; do
     done
     args=(-s -o /dev/null)
     if [ "$scenario" = read ] || [ "$scenario" = rmw ]; then
-      cookie=$(curl -s -D - -o /dev/null "http://$HOST:$PORT/incr" |
-        tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | head -n1)
-      [ -n "$cookie" ] || cookie="id=AQAAAABrAVlYAAAAAGsBWVgAAAAAawKq2Fk4RzJtcnU1NjlCUTJsY2NaelVac0E.VWN-uX-2HJPX63weys486qtg4wMgw63gRBlrxY8qDX4"
-      args+=(-H "Cookie: $cookie")
+      args+=(-H "Cookie: $(session_cookie "http://$HOST:$PORT")")
     fi
     curl "${args[@]}" "http://$HOST:$PORT$path?[1-$REQUESTS]"
     callgrind_control -z "$vg_pid" >/dev/null 2>&1

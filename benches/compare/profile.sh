@@ -24,20 +24,10 @@ HOST=127.0.0.1
 configs=("$@")
 [ ${#configs[@]} -gt 0 ] || configs=(bare sessio-memory ts-memory)
 
-need=()
-command -v perf >/dev/null 2>&1 || need+=(linux-perf)
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-
-export CARGO_TARGET_DIR=${COMPARE_TARGET_DIR:-$root/target/compare-build}
-cargo build --release --quiet --manifest-path "$here/Cargo.toml"
-server="$CARGO_TARGET_DIR/release/sessio-compare"
+# shellcheck source=benches/compare/lib.sh
+. "$here/lib.sh"
+install_missing perf:linux-perf wrk:wrk curl:curl
+build_servers
 mkdir -p "$out"
 
 case "$SCENARIO" in
@@ -57,11 +47,7 @@ for config in "${configs[@]}"; do
   for _ in $(seq 100); do curl -s -o /dev/null "http://$HOST:$PORT/" && break; sleep 0.05; done
   args=(-t1 -c32)
   if [ "$cookie" = yes ]; then
-    c=$(curl -s -D - -o /dev/null "http://$HOST:$PORT/incr" |
-      tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | head -n1)
-    # The bare server sets none: a cookie of the same shape (as run.sh).
-    [ -n "$c" ] || c="id=AQAAAABrAVlYAAAAAGsBWVgAAAAAawKq2Fk4RzJtcnU1NjlCUTJsY2NaelVac0E.VWN-uX-2HJPX63weys486qtg4wMgw63gRBlrxY8qDX4"
-    args+=(-H "Cookie: $c")
+    args+=(-H "Cookie: $(session_cookie "http://$HOST:$PORT")")
   fi
   url="http://$HOST:$PORT$path"
   taskset -c "$LOAD_CPU" wrk "${args[@]}" -d1s "$url" >/dev/null

@@ -33,28 +33,10 @@ REDIS_PORT=16379
 PORT=18080 # the first configuration's; the others follow it
 HOST=127.0.0.1
 
-# --- tools -------------------------------------------------------------------
-need=()
-command -v wrk >/dev/null 2>&1 || need+=(wrk)
-command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-command -v redis-cli >/dev/null 2>&1 || need+=(redis-tools)
-command -v curl >/dev/null 2>&1 || need+=(curl)
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing ${need[*]} from Debian's packages" >&2
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-
-# --- build -------------------------------------------------------------------
-# Its own target directory: the comparison's dependencies (tower-sessions,
-# fred) never mix with the crate's builds.
-export CARGO_TARGET_DIR=${COMPARE_TARGET_DIR:-$root/target/compare-build}
-echo "building the servers (release) in $CARGO_TARGET_DIR" >&2
-cargo build --release --quiet --manifest-path "$here/Cargo.toml"
-server="$CARGO_TARGET_DIR/release/sessio-compare"
-memsize="$CARGO_TARGET_DIR/release/memsize"
+# shellcheck source=benches/compare/lib.sh
+. "$here/lib.sh"
+install_missing wrk:wrk redis-server:redis-server redis-cli:redis-tools curl:curl
+build_servers
 
 CONFIGS=${CONFIGS:-bare sessio-memory sessio-cookie sessio-redis ts-memory ts-redis}
 SCENARIOS="untouched read rmw new"
@@ -100,7 +82,7 @@ start_server() {
   pid[$config]=$!
   for _ in $(seq 100); do
     if curl -s -o /dev/null "http://$HOST:${port[$config]}/"; then
-      cookie[$config]=$(session_cookie "$config")
+      cookie[$config]=$(session_cookie "http://$HOST:${port[$config]}")
       return 0
     fi
     sleep 0.05
@@ -113,19 +95,6 @@ stop_server() {
   kill "${pid[$1]}" 2>/dev/null || true
   wait "${pid[$1]}" 2>/dev/null || true
   unset "pid[$1]"
-}
-
-# The session cookie of a fresh session (one request to /incr). The bare
-# server sets none; it gets a cookie of the same shape, so every server parses
-# the same header.
-session_cookie() {
-  local c
-  c=$(curl -s -D - -o /dev/null "http://$HOST:${port[$1]}/incr" |
-    tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | head -n1)
-  if [ -z "$c" ]; then
-    c="id=AQAAAABrAVlYAAAAAGsBWVgAAAAAawKq2Fk4RzJtcnU1NjlCUTJsY2NaelVac0E.VWN-uX-2HJPX63weys486qtg4wMgw63gRBlrxY8qDX4"
-  fi
-  printf '%s' "$c"
 }
 
 # scenario -> "path cookie?"
