@@ -56,8 +56,16 @@ fn cookie_of(res: &Response<String>) -> String {
     set.split(';').next().unwrap().to_owned()
 }
 
-fn bench_store<St: Store + Clone>(c: &mut Criterion, name: &str, store: St) {
-    let rt = runtime();
+/// The layer over `store` around [`handler`], and the response to a first
+/// `/incr` (a new session, whose cookie the cases go on with).
+/// Not boxed: the benches measure the layer's own future.
+fn started<St: Store>(
+    rt: &tokio::runtime::Runtime,
+    store: St,
+) -> (
+    impl tower::Service<Request<String>, Response = Response<String>, Error = Infallible> + Clone,
+    Response<String>,
+) {
     let layer = SessionLayer::new(store, Key::from_bytes(&[1; 32]).unwrap());
     let svc = tower::ServiceBuilder::new()
         .layer(layer)
@@ -65,6 +73,12 @@ fn bench_store<St: Store + Clone>(c: &mut Criterion, name: &str, store: St) {
     let res = rt
         .block_on(svc.clone().oneshot(request("/incr", None)))
         .unwrap();
+    (svc, res)
+}
+
+fn bench_store<St: Store>(c: &mut Criterion, name: &str, store: St) {
+    let rt = runtime();
+    let (svc, res) = started(&rt, store);
     if !res.headers().contains_key(SET_COOKIE) {
         eprintln!("layer/{name}: skipped, the store answered {}", res.status());
         return;
@@ -159,13 +173,7 @@ impl Store for FixedId {
 /// - `no cookie`: the same request without a cookie, the cost of the rest.
 fn cookie(c: &mut Criterion) {
     let rt = runtime();
-    let layer = SessionLayer::new(FixedId, Key::from_bytes(&[1; 32]).unwrap());
-    let svc = tower::ServiceBuilder::new()
-        .layer(layer)
-        .service_fn(handler);
-    let res = rt
-        .block_on(svc.clone().oneshot(request("/incr", None)))
-        .unwrap();
+    let (svc, res) = started(&rt, FixedId);
     let cookie = cookie_of(&res);
     let cases = [
         ("sign", "/incr", None),
