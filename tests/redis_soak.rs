@@ -140,7 +140,9 @@ fn soak(params: Params) -> Report {
             .collect();
         let mut report = Report::default();
         for task in tasks {
-            report.add(task.await.expect("a client task panicked"));
+            report
+                .clients
+                .add(task.await.expect("a client task panicked"));
         }
         report.elapsed = start.elapsed();
         report.rss = sampler.await.expect("the RSS sampler panicked");
@@ -492,16 +494,9 @@ impl ClientReport {
 /// Everything the run saw.
 #[derive(Default)]
 struct Report {
-    statuses: BTreeMap<u16, u64>,
-    latencies_us: Vec<u32>,
+    /// What the clients saw, added up.
+    clients: ClientReport,
     elapsed: Duration,
-    sessions: u64,
-    failed_creates: u64,
-    increments: u64,
-    landed: u64,
-    unconfirmed: u64,
-    verified: u64,
-    problems: Vec<String>,
     rss: Vec<Sample>,
     redis_keys: u64,
     redis_memory: String,
@@ -509,7 +504,8 @@ struct Report {
     server_panics: u64,
 }
 
-impl Report {
+impl ClientReport {
+    /// Adds another client's counts to these.
     fn add(&mut self, c: ClientReport) {
         for (status, n) in c.statuses {
             *self.statuses.entry(status).or_default() += n;
@@ -524,13 +520,15 @@ impl Report {
         // Keep the report readable: the first few of each client.
         self.problems.extend(c.problems.into_iter().take(5));
     }
+}
 
+impl Report {
     fn requests(&self) -> u64 {
-        self.statuses.values().sum()
+        self.clients.statuses.values().sum()
     }
 
     fn percentile(&self, p: f64) -> Duration {
-        let mut sorted = self.latencies_us.clone();
+        let mut sorted = self.clients.latencies_us.clone();
         sorted.sort_unstable();
         let at = ((sorted.len() as f64 - 1.0) * p).round() as usize;
         Duration::from_micros(sorted.get(at).copied().unwrap_or(0).into())
@@ -545,28 +543,32 @@ impl Report {
     fn verdict(&self, params: Params) -> Vec<String> {
         let mut failures = Vec::new();
         let requests = self.requests();
-        let unavailable = self.statuses.get(&503).copied().unwrap_or(0);
-        if !self.problems.is_empty() {
-            failures.push(format!("{} client-side problem(s)", self.problems.len()));
-        }
-        if self.verified != self.sessions {
+        let unavailable = self.clients.statuses.get(&503).copied().unwrap_or(0);
+        if !self.clients.problems.is_empty() {
             failures.push(format!(
-                "{} of {} sessions verified",
-                self.verified, self.sessions
+                "{} client-side problem(s)",
+                self.clients.problems.len()
             ));
         }
-        if self.sessions < params.sessions as u64 {
+        if self.clients.verified != self.clients.sessions {
+            failures.push(format!(
+                "{} of {} sessions verified",
+                self.clients.verified, self.clients.sessions
+            ));
+        }
+        if self.clients.sessions < params.sessions as u64 {
             failures.push(format!(
                 "only {} of {} sessions created",
-                self.sessions, params.sessions
+                self.clients.sessions, params.sessions
             ));
         }
         // One record per session; a create that failed may have left one more.
-        if self.redis_keys < self.sessions || self.redis_keys > self.sessions + self.failed_creates
+        if self.redis_keys < self.clients.sessions
+            || self.redis_keys > self.clients.sessions + self.clients.failed_creates
         {
             failures.push(format!(
                 "{} records in Redis for {} sessions ({} failed creates)",
-                self.redis_keys, self.sessions, self.failed_creates
+                self.redis_keys, self.clients.sessions, self.clients.failed_creates
             ));
         }
         if unavailable * 1000 > requests * MAX_UNAVAILABLE_PER_MILLE {
@@ -600,7 +602,8 @@ impl Report {
             failures.is_empty(),
             "soak failed: {}\nfirst problems:\n{}",
             failures.join("; "),
-            self.problems
+            self.clients
+                .problems
                 .iter()
                 .take(20)
                 .cloned()
@@ -653,6 +656,7 @@ impl Report {
             requests as f64 / secs
         );
         let statuses: Vec<String> = self
+            .clients
             .statuses
             .iter()
             .map(|(code, n)| match *code {
@@ -675,17 +679,17 @@ impl Report {
             "| counter check | {} of {} sessions verified; {} increments confirmed \
              (the final check's included); {} failed writes of which {} landed \
              anyway; {} problems |",
-            self.verified,
-            self.sessions,
-            self.increments,
-            self.unconfirmed,
-            self.landed,
-            self.problems.len()
+            self.clients.verified,
+            self.clients.sessions,
+            self.clients.increments,
+            self.clients.unconfirmed,
+            self.clients.landed,
+            self.clients.problems.len()
         );
         let _ = writeln!(
             out,
             "| Redis | {} keys ({} sessions, {} failed creates), {} used |",
-            self.redis_keys, self.sessions, self.failed_creates, self.redis_memory
+            self.redis_keys, self.clients.sessions, self.clients.failed_creates, self.redis_memory
         );
         let _ = writeln!(
             out,
@@ -735,9 +739,9 @@ impl Report {
                 );
             }
         }
-        if !self.problems.is_empty() {
+        if !self.clients.problems.is_empty() {
             let _ = writeln!(out, "\nFirst problems:\n");
-            for p in self.problems.iter().take(20) {
+            for p in self.clients.problems.iter().take(20) {
                 let _ = writeln!(out, "- {p}");
             }
         }
