@@ -17,7 +17,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::header::{COOKIE, SET_COOKIE};
 use http::{Request, Response};
-use sessio::store::{Changes, Expires, Record, Store};
+use sessio::store::{Changes, Expires, Record, Store, Updated};
 use sessio::{CookieStore, Error, Id, Key, MemoryStore, Session, SessionLayer};
 use tower::ServiceExt;
 
@@ -153,8 +153,11 @@ impl Store for FixedId {
         _: &Record,
         _: &Changes,
         _: Expires,
-    ) -> Result<Option<String>, Error> {
-        Ok(Some(value.to_owned()))
+    ) -> Result<Updated, Error> {
+        Ok(Updated::Written(value.to_owned()))
+    }
+    async fn rotate(&self, _: &str, _: &Record, _: &Changes, _: Expires) -> Result<Updated, Error> {
+        Ok(Updated::Written(FIXED_ID.to_owned()))
     }
     async fn touch(&self, _: &str, _: Expires) -> Result<bool, Error> {
         Ok(true)

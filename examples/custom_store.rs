@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension};
-use sessio::store::{storage_key, Changes, Expires, Record, Store};
+use sessio::store::{storage_key, Changes, Expires, Record, Store, Updated};
 use sessio::{Error, Id};
 
 /// Sessions in a SQLite table, keyed by a hash of the id (a leaked database
@@ -107,9 +107,9 @@ impl Store for SqliteStore {
         record: &Record,
         changes: &Changes,
         expires: Expires,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<Updated, Error> {
         let Some(id) = Id::parse(value) else {
-            return Ok(None);
+            return Ok(Updated::Gone);
         };
         let (record, changes) = (record.clone(), changes.clone());
         self.db(move |conn, now| {
@@ -117,14 +117,55 @@ impl Store for SqliteStore {
             // Read, apply this request's changes, write back: under the one
             // connection lock, so concurrent requests keep each other's keys.
             let Some(mut stored) = live(conn, &key, now)? else {
-                return Ok(None);
+                return Ok(Updated::Gone);
             };
             stored.apply(&changes, &record);
+            if stored.is_empty() {
+                conn.execute("DELETE FROM sessions WHERE key = ?1", params![key])?;
+                return Ok(Updated::Emptied);
+            }
             let data = serde_json::to_string(&stored)
                 .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
             let sql = "UPDATE sessions SET data = ?2, expires = ?3 WHERE key = ?1";
             conn.execute(sql, params![key, data, millis(expires.at())])?;
-            Ok(Some(id.as_str().to_owned()))
+            Ok(Updated::Written(id.as_str().to_owned()))
+        })
+        .await
+    }
+
+    async fn rotate(
+        &self,
+        old: &str,
+        record: &Record,
+        changes: &Changes,
+        expires: Expires,
+    ) -> Result<Updated, Error> {
+        let Some(id) = Id::parse(old) else {
+            return Ok(Updated::Gone);
+        };
+        let (record, changes) = (record.clone(), changes.clone());
+        self.db(move |conn, now| {
+            // Check, delete and insert under the one connection lock: a
+            // logout in between is impossible, so nothing comes back.
+            let key = storage_key("", id.as_str());
+            let Some(mut stored) = live(conn, &key, now)? else {
+                return Ok(Updated::Gone);
+            };
+            conn.execute("DELETE FROM sessions WHERE key = ?1", params![key])?;
+            stored.apply(&changes, &record);
+            if stored.is_empty() {
+                return Ok(Updated::Emptied);
+            }
+            let data = serde_json::to_string(&stored)
+                .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+            let sql = "INSERT OR IGNORE INTO sessions (key, data, expires) VALUES (?1, ?2, ?3)";
+            loop {
+                let id = Id::generate();
+                let key = storage_key("", id.as_str());
+                if conn.execute(sql, params![key, data, millis(expires.at())])? == 1 {
+                    return Ok(Updated::Written(id.as_str().to_owned()));
+                }
+            }
         })
         .await
     }

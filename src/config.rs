@@ -1,11 +1,8 @@
-//! Cookie attributes and expiry.
+//! Cookie attributes: the layer's, and a session's own overrides.
 
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use crate::error::ConfigError;
-
-/// How long the server keeps an idle session by default: 24 hours.
-pub const DEFAULT_IDLE: Duration = Duration::from_secs(24 * 60 * 60);
 
 /// The `SameSite` cookie attribute.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -24,51 +21,6 @@ impl SameSite {
             Self::Strict => "Strict",
             Self::Lax => "Lax",
             Self::None => "None",
-        }
-    }
-}
-
-/// When a session expires.
-///
-/// `BrowserSession` and `OnInactivity` are *rolling*: a request that reads the
-/// session after more than half the window has passed extends it (the store
-/// refreshes the TTL without rewriting the data, and the cookie is re-issued).
-/// `AtTime` never moves. An absolute timeout set on the layer caps all three.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Expiry {
-    /// A cookie without `Max-Age`, dropped when the browser closes; the server
-    /// forgets the session after `idle` without activity.
-    BrowserSession {
-        /// The server-side inactivity window.
-        idle: Duration,
-    },
-    /// Cookie and record live for this long after the last activity.
-    OnInactivity(Duration),
-    /// Cookie and record expire at this moment.
-    AtTime(SystemTime),
-}
-
-impl Default for Expiry {
-    /// A browser-session cookie, with the record kept for 24 hours of inactivity.
-    fn default() -> Self {
-        Self::BrowserSession { idle: DEFAULT_IDLE }
-    }
-}
-
-impl Expiry {
-    /// The rolling window, if this expiry is rolling.
-    pub(crate) fn window(self) -> Option<Duration> {
-        match self {
-            Self::BrowserSession { idle } => Some(idle),
-            Self::OnInactivity(d) => Some(d),
-            Self::AtTime(_) => None,
-        }
-    }
-
-    pub(crate) fn validate(self) -> Result<(), ConfigError> {
-        match self.window() {
-            Some(d) if d.is_zero() => Err(ConfigError::ZeroDuration("the expiry window")),
-            _ => Ok(()),
         }
     }
 }

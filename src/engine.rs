@@ -1,16 +1,19 @@
-//! Loading and saving one session: the logic behind the table of DESIGN §3.
+//! Loading and saving one session against the store. What to write is the
+//! state's decision ([`crate::state`]); this module talks to the store.
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::{from_unix_secs, unix_secs, Clock};
-use crate::codec::{encoded_len, Codec, Envelope, Protection, MAX_COOKIE_LEN};
-use crate::config::{CookieAttrs, Expiry};
+use crate::clock::{unix_secs, Clock};
+use crate::codec::{Codec, Protection, MAX_COOKIE_LEN};
+use crate::config::CookieAttrs;
 use crate::error::Error;
-use crate::session::{Inner, State};
-use crate::store::{Changes, Expires, Record, Store};
+use crate::expiry::{Expiry, Refresh};
+use crate::session::Inner;
+use crate::state::{Cx, Op, Outcome, Plan};
+use crate::store::{Store, Updated};
 
 pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
@@ -24,6 +27,8 @@ pub(crate) trait Engine: Send + Sync + 'static {
     fn load<'a>(&'a self, session: &'a Inner) -> BoxFuture<'a, Result<(), Error>>;
     fn save<'a>(&'a self, session: &'a Inner) -> BoxFuture<'a, Result<(), Error>>;
     fn attrs(&self, slot: usize) -> &CookieAttrs;
+    /// The layer's expiry, for sessions without their own.
+    fn expiry(&self) -> Expiry;
 }
 
 /// Configuration and store shared by every request through one layer.
@@ -34,157 +39,160 @@ pub(crate) struct Shared<St> {
     pub(crate) cookies: Vec<CookieAttrs>,
     pub(crate) expiry: Expiry,
     pub(crate) absolute: Option<Duration>,
+    pub(crate) refresh: Refresh,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) on_error: ErrorHandler,
 }
 
-/// One store operation decided under the session lock, run after it.
-enum Write {
-    Nothing,
-    Create(Record),
-    /// Writes `record`; the changes are the plan's `taken`.
-    Update {
-        value: String,
-        record: Record,
-    },
-    Touch(String),
-    Reissue(String),
-    Remove,
+/// A store value copied out of the session's lock, on the stack when it
+/// fits (an id always does).
+enum Copied {
+    Short([u8; 64], usize),
+    Long(String),
 }
 
-/// What one save will do, decided under the session's lock.
-pub(crate) struct Plan {
-    write: Write,
-    deletes: Vec<String>,
-    attrs: Option<CookieAttrs>,
-    envelope: Envelope,
-    expires: Expires,
-    max_age: Option<u64>,
-    taken: Changes,
+impl Copied {
+    fn new(v: &str) -> Self {
+        if v.len() <= 64 {
+            let mut b = [0u8; 64];
+            b[..v.len()].copy_from_slice(v.as_bytes());
+            Self::Short(b, v.len())
+        } else {
+            Self::Long(v.to_owned())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Copied from a `str` whole: always UTF-8.
+            Self::Short(b, n) => std::str::from_utf8(&b[..*n]).unwrap_or_default(),
+            Self::Long(s) => s,
+        }
+    }
 }
 
 impl<St: Store> Shared<St> {
+    pub(crate) fn cx(&self, slot: usize) -> Cx<'_> {
+        Cx {
+            now: unix_secs(self.clock.now()),
+            attrs: &self.cookies[slot],
+            expiry: self.expiry,
+            absolute: self.absolute.map(|d| d.as_secs()),
+            refresh: self.refresh,
+            codec: &self.codec,
+            protection: self.protection,
+        }
+    }
+
+    /// Loads the session: the first verified cookie whose record is live
+    /// wins (SECURITY D21), else a fresh session. No lock is held across the
+    /// store's await.
     pub(crate) async fn load_session(&self, session: &Inner) -> Result<(), Error> {
-        // The value is copied out so that no lock is held across the store's
-        // await. An id fits on the stack; only a long value (the cookie
-        // store's) takes an allocation.
-        let mut short = [0u8; 64];
-        let long: String;
-        let value: Option<&str> = {
-            let st = session.state();
-            if st.loaded {
-                return Ok(());
-            }
-            match st.value.as_deref() {
-                None => None,
-                Some(v) if v.len() <= short.len() => {
-                    short[..v.len()].copy_from_slice(v.as_bytes());
-                    std::str::from_utf8(&short[..v.len()]).ok()
+        let name = &self.cookies[session.slot].name;
+        loop {
+            let value = {
+                let st = session.state();
+                if st.is_loaded() {
+                    // `destroy` ran while the store was being read.
+                    return Ok(());
                 }
-                Some(v) => {
-                    long = v.to_owned();
-                    Some(&long)
+                match st.next_candidate() {
+                    Some(v) => Copied::new(v),
+                    None => break,
                 }
-            }
-        };
-        let loaded = match value {
-            None => None,
-            Some(v) => match self.store.load(v).await {
-                Ok(found) => {
-                    if found.is_none() {
-                        // SECURITY A3: unknown or expired id → fresh session.
-                        tracing::warn!(
-                            cookie = %self.cookies[session.slot].name,
-                            "session not found in store; starting a fresh session"
-                        );
+            };
+            match self.store.load(value.as_str()).await {
+                Ok(Some(record)) => {
+                    let mut st = session.state();
+                    if !st.is_loaded() {
+                        st.accept(record);
                     }
-                    found
+                    return Ok(());
+                }
+                Ok(None) => {
+                    // SECURITY A3: unknown or expired id → try the next, then fresh.
+                    tracing::warn!(cookie = %name, "session not found in store");
+                }
+                Err(Error::Unreadable(err)) => {
+                    // SECURITY I44: no session, not a 500 on every request.
+                    tracing::error!(cookie = %name, error = %err,
+                        "session record unreadable; deleting it and starting a fresh session");
+                    if let Err(err) = self.store.delete(value.as_str()).await {
+                        tracing::error!(cookie = %name, error = %err,
+                            "deleting the unreadable session record failed");
+                    }
                 }
                 Err(err) => {
                     tracing::error!(
-                        cookie = %self.cookies[session.slot].name,
+                        cookie = %name,
                         error = %err,
                         source = ?std::error::Error::source(&err).map(ToString::to_string),
                         "loading the session failed"
                     );
-                    session.state().load_error = Some(err.clone());
+                    session.state().load_failed(err.clone());
                     return Err(err);
                 }
-            },
-        };
-        let mut st = session.state();
-        if st.loaded {
-            // `destroy` ran while the store was being read.
-            return Ok(());
-        }
-        st.loaded = true;
-        match loaded {
-            Some(record) => st.data = record,
-            None => {
-                st.value = None;
-                st.envelope = None;
-                st.reissue = false;
-                st.created = unix_secs(self.clock.now());
             }
+            session.state().reject_candidate();
+        }
+        let mut st = session.state();
+        if !st.is_loaded() {
+            st.start_fresh(unix_secs(self.clock.now()));
         }
         Ok(())
     }
 
-    /// Saves what changed and leaves the `Set-Cookie` to send in `outgoing`.
-    /// Saves what changed. `last` says nothing else can reach the session
-    /// any more (the layer's own save once the handler is done, with no clone
-    /// kept anywhere), so the plan may move the data out instead of copying it.
-    pub(crate) async fn save_session(&self, session: &Inner, last: bool) -> Result<(), Error> {
-        match self.plan_for(session, last) {
-            Some(plan) => self.apply(session, plan).await,
-            None => Ok(()),
+    /// The handler's own save: runs the plan now and returns any store error
+    /// (and [`Error::RecordGone`] when the session ended elsewhere). A failed
+    /// save is not sent again on the way out unless the session changes.
+    pub(crate) async fn save_session(&self, session: &Inner) -> Result<(), Error> {
+        session.state().retry();
+        let Some(plan) = self.plan_for(session, false, false) else {
+            return Ok(());
+        };
+        match self.apply(session, plan).await {
+            Ok(Outcome::Gone) => Err(Error::RecordGone),
+            Ok(_) => Ok(()),
+            Err(err) => {
+                session.state().save_failed();
+                Err(err)
+            }
         }
     }
 
     /// What saving `session` would write, taken out of its state; `None`
-    /// when there is nothing to write (an unchanged session, most requests).
-    /// Synchronous, so the layer can tell before it starts anything async.
-    pub(crate) fn plan_for(&self, session: &Inner, last: bool) -> Option<Plan> {
-        self.plan(&mut session.state(), last)
+    /// when nothing goes to the store. Synchronous, so the layer can tell
+    /// before it starts anything async.
+    pub(crate) fn plan_for(&self, session: &Inner, last: bool, server_error: bool) -> Option<Plan> {
+        let cx = self.cx(session.slot);
+        session.state().plan(&cx, last, server_error)
     }
 
-    /// Carries out a plan from [`plan_for`](Self::plan_for) and leaves the
-    /// `Set-Cookie` to send in the session's `outgoing`.
-    pub(crate) async fn apply(&self, session: &Inner, plan: Plan) -> Result<(), Error> {
+    /// Carries out a plan and records the outcome in the session, queueing its
+    /// `Set-Cookie`; on failure the plan goes back into the session.
+    pub(crate) async fn apply(&self, session: &Inner, plan: Plan) -> Result<Outcome, Error> {
         let result = self.execute(session.slot, &plan).await;
+        let cx = self.cx(session.slot);
         let mut st = session.state();
-        let removing = matches!(plan.write, Write::Remove);
         match result {
-            Ok(Some(value)) => {
-                let attrs = plan.attrs.as_ref().unwrap_or(&self.cookies[session.slot]);
-                let len = encoded_len(self.protection, value.len());
-                st.outgoing = Some(attrs.set_cookie_with(len, plan.max_age, |out| {
-                    self.codec.encode_into(
-                        self.protection,
-                        &attrs.name,
-                        &plan.envelope,
-                        value.as_bytes(),
-                        out,
-                    );
-                }));
-                st.value = Some(value);
-                st.envelope = Some(plan.envelope);
-                st.removal = false;
-                Ok(())
-            }
-            Ok(None) => {
-                if removing {
-                    let attrs = plan.attrs.as_ref().unwrap_or(&self.cookies[session.slot]);
-                    st.outgoing = Some(attrs.removal());
-                    st.removal = false;
-                    st.value = None;
+            Ok(outcome) => {
+                let seen = match &outcome {
+                    Outcome::Gone => Outcome::Gone,
+                    Outcome::Emptied => Outcome::Emptied,
+                    _ => Outcome::Done,
+                };
+                if matches!(seen, Outcome::Gone) {
+                    // SECURITY G35: never resurrected; the response still goes out.
+                    tracing::warn!(cookie = %cx.attrs.name,
+                        "session record vanished before it could be saved; removing its cookie");
                 }
-                Ok(())
+                st.commit(&cx, plan, outcome);
+                Ok(seen)
             }
             Err(err) => {
-                put_back(&mut st, plan);
+                st.restore(plan);
                 tracing::error!(
-                    cookie = %self.cookies[session.slot].name,
+                    cookie = %cx.attrs.name,
                     error = %err,
                     source = ?std::error::Error::source(&err).map(ToString::to_string),
                     "saving the session failed"
@@ -194,152 +202,54 @@ impl<St: Store> Shared<St> {
         }
     }
 
-    /// Puts a plan that was never carried out back into its session, so the
-    /// state still describes the unsaved changes.
+    /// Puts a plan that was never carried out back into its session.
     pub(crate) fn put_back(&self, session: &Inner, plan: Plan) {
-        put_back(&mut session.state(), plan);
+        session.state().restore(plan);
     }
 
-    fn plan(&self, st: &mut State, last: bool) -> Option<Plan> {
-        if !st.loaded {
-            return None;
+    /// Runs the plan against the store: deletions first, then the operation.
+    async fn execute(&self, slot: usize, plan: &Plan) -> Result<Outcome, Error> {
+        for old in &plan.ended {
+            self.store.delete(old).await?;
         }
-        let now = unix_secs(self.clock.now());
-        let expiry = st.expiry.unwrap_or(self.expiry);
-        let mut at = match expiry {
-            Expiry::BrowserSession { idle } | Expiry::OnInactivity(idle) => {
-                now.saturating_add(idle.as_secs())
-            }
-            Expiry::AtTime(t) => unix_secs(t),
+        let updated = |u: Updated| match u {
+            Updated::Written(v) => Outcome::Stored(v),
+            Updated::Emptied => Outcome::Emptied,
+            Updated::Gone => Outcome::Gone,
         };
-        if let Some(abs) = self.absolute {
-            at = at.min(st.created.saturating_add(abs.as_secs()));
-        }
-        let ttl = at.saturating_sub(now);
-        let dirty = !st.changes.is_empty() || st.force_create;
-        let mut deletes = std::mem::take(&mut st.deletes);
-        // Cloned only for a write that takes it along, and moved instead
-        // when nothing can read the session after this save.
-        let take = |data: &mut Record| {
-            if last {
-                std::mem::take(data)
-            } else {
-                data.clone()
-            }
-        };
-        let write = match st.value.as_deref() {
-            _ if ttl == 0 => {
-                deletes.extend(st.value.take());
-                if st.removal || !deletes.is_empty() {
-                    Write::Remove
-                } else {
-                    Write::Nothing
-                }
-            }
-            None if st.data.is_empty() => {
-                if st.removal {
-                    Write::Remove
-                } else {
-                    Write::Nothing
-                }
-            }
-            None => Write::Create(take(&mut st.data)),
-            Some(v) if dirty && st.data.is_empty() => {
-                deletes.push(v.to_owned());
-                Write::Remove
-            }
-            Some(_) if dirty => Write::Update {
-                value: if last {
-                    st.value.take().unwrap_or_default()
-                } else {
-                    st.value.clone().unwrap_or_default()
-                },
-                record: take(&mut st.data),
-            },
-            Some(v) => {
-                let old = st.envelope.map_or(0, |e| e.expires);
-                let half_gone = expiry
-                    .window()
-                    .is_some_and(|w| old.saturating_sub(now).saturating_mul(2) < w.as_secs());
-                if st.refresh || (half_gone && at > old) {
-                    Write::Touch(v.to_owned())
-                } else if st.reissue {
-                    Write::Reissue(v.to_owned())
-                } else {
-                    Write::Nothing
-                }
-            }
-        };
-        if matches!(write, Write::Nothing) && deletes.is_empty() {
-            return None;
-        }
-        let taken = std::mem::take(&mut st.changes);
-        st.force_create = false;
-        st.refresh = false;
-        st.reissue = false;
-        let fresh = Envelope {
-            created: st.created,
-            issued: now,
-            expires: at,
-        };
-        let envelope = match write {
-            // A re-issue keeps the old times: only the key changes.
-            Write::Reissue(_) => st.envelope.unwrap_or(fresh),
-            _ => fresh,
-        };
-        let max_age = match expiry {
-            Expiry::BrowserSession { .. } => None,
-            _ => Some(envelope.expires.saturating_sub(now)),
-        };
-        Some(Plan {
-            write,
-            deletes,
-            attrs: st.attrs.clone(),
-            envelope,
-            expires: Expires::new(from_unix_secs(at), Duration::from_secs(ttl)),
-            max_age,
-            taken,
-        })
-    }
-
-    /// Runs the plan; returns the store value to put in the cookie, if any.
-    async fn execute(&self, slot: usize, plan: &Plan) -> Result<Option<String>, Error> {
-        let value = match &plan.write {
-            Write::Nothing | Write::Remove => None,
-            Write::Create(record) => Some(self.store.create(record, plan.expires).await?),
-            Write::Update { value, record } => match self
-                .store
-                .update(value, record, &plan.taken, plan.expires)
-                .await?
-            {
-                Some(v) => Some(v),
-                // SECURITY F28 / G35: never resurrect; report it.
-                None => return Err(Error::RecordGone),
-            },
-            Write::Touch(v) => {
+        let outcome = match &plan.op {
+            Op::Nothing => Outcome::Done,
+            Op::Create(record) => Outcome::Stored(self.store.create(record, plan.expires).await?),
+            Op::Update { value, record } => updated(
+                self.store
+                    .update(value, record, &plan.changes, plan.expires)
+                    .await?,
+            ),
+            Op::Rotate { old, record } => updated(
+                self.store
+                    .rotate(old, record, &plan.changes, plan.expires)
+                    .await?,
+            ),
+            Op::Touch(v) => {
                 if self.store.touch(v, plan.expires).await? {
-                    Some(v.clone())
+                    Outcome::Stored(v.clone())
                 } else {
-                    tracing::warn!(
-                        cookie = %self.cookies[slot].name,
-                        "session record vanished before its expiry could be extended"
-                    );
-                    None
+                    Outcome::Gone
                 }
             }
-            Write::Reissue(v) => Some(v.clone()),
+            Op::Reissue(v) => Outcome::Stored(v.clone()),
         };
-        if let Some(v) = &value {
-            let name = &plan.attrs.as_ref().unwrap_or(&self.cookies[slot]).name;
-            let size = name.len() + 1 + encoded_len(self.protection, v.len());
+        if let Outcome::Stored(v) = &outcome {
+            let cx = self.cx(slot);
+            let size = cx.cookie_len(plan, v);
             if size > MAX_COOKIE_LEN {
                 tracing::error!(
-                    cookie = %name,
+                    cookie = %cx.attrs.name,
                     size,
                     limit = MAX_COOKIE_LEN,
                     "session cookie too large; not saved"
                 );
-                if matches!(plan.write, Write::Create(_)) {
+                if matches!(plan.op, Op::Create(_) | Op::Rotate { .. }) {
                     // Best effort: the record is unreachable without its cookie.
                     let _ = self.store.delete(v).await;
                 }
@@ -349,24 +259,7 @@ impl<St: Store> Shared<St> {
                 });
             }
         }
-        for old in &plan.deletes {
-            self.store.delete(old).await?;
-        }
-        Ok(value)
-    }
-}
-
-/// Puts back what a plan took from the state (changes, deletes, a pending
-/// create), under anything newer, after a save that failed or never ran.
-fn put_back(st: &mut State, plan: Plan) {
-    let mut changes = std::mem::take(&mut st.changes);
-    changes.merge_older(plan.taken);
-    st.changes = changes;
-    let later = std::mem::take(&mut st.deletes);
-    st.deletes = plan.deletes;
-    st.deletes.extend(later);
-    if matches!(plan.write, Write::Create(_)) {
-        st.force_create = true;
+        Ok(outcome)
     }
 }
 
@@ -376,10 +269,14 @@ impl<St: Store> Engine for Shared<St> {
     }
 
     fn save<'a>(&'a self, session: &'a Inner) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(self.save_session(session, false))
+        Box::pin(self.save_session(session))
     }
 
     fn attrs(&self, slot: usize) -> &CookieAttrs {
         &self.cookies[slot]
+    }
+
+    fn expiry(&self) -> Expiry {
+        self.expiry
     }
 }

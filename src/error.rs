@@ -50,15 +50,26 @@ pub enum Error {
     /// The store could not be reached (connection refused, timeout, pool exhausted).
     #[error("the session store is unavailable")]
     StoreUnavailable(#[source] SharedError),
-    /// The store failed in another way (bad reply, corrupt record, ...).
+    /// The store failed in another way (a bad reply, an I/O error, ...).
     #[error("the session store failed")]
     Store(#[source] SharedError),
+    /// A stored record exists but cannot be decoded. When loading, the layer
+    /// logs an ERROR, deletes the record and starts a fresh session instead
+    /// of failing every request until the record expires.
+    #[error("the stored session record is unreadable")]
+    Unreadable(#[source] SharedError),
 }
 
 impl Error {
     /// Wraps a backend error as [`Error::Store`].
     pub fn store(err: impl Into<BoxError>) -> Self {
         Self::Store(Arc::from(err.into()))
+    }
+
+    /// Wraps a decoding error as [`Error::Unreadable`]: the record exists but
+    /// cannot be read back.
+    pub fn unreadable(err: impl Into<BoxError>) -> Self {
+        Self::Unreadable(Arc::from(err.into()))
     }
 
     /// Wraps a backend error as [`Error::StoreUnavailable`] (answered with 503).

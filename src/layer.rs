@@ -8,7 +8,8 @@ use tower_layer::Layer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::codec::Codec;
-use crate::config::{CookieAttrs, Expiry, SameSite};
+use crate::config::{CookieAttrs, SameSite};
+use crate::expiry::{Expiry, Refresh};
 use crate::engine::{ErrorHandler, Shared};
 use crate::error::{ConfigError, Error};
 use crate::key::{Key, KeyRing};
@@ -87,6 +88,7 @@ impl<St: Store> SessionLayer<St> {
             template: CookieAttrs::new("id"),
             expiry: Expiry::default(),
             absolute: None,
+            refresh: Refresh::default(),
             clock: Arc::new(SystemClock),
             on_error: Arc::new(default_error_response),
         }
@@ -140,6 +142,7 @@ pub struct SessionLayerBuilder<St> {
     template: CookieAttrs,
     expiry: Expiry,
     absolute: Option<Duration>,
+    refresh: Refresh,
     clock: Arc<dyn Clock>,
     on_error: ErrorHandler,
 }
@@ -223,6 +226,15 @@ impl<St: Store> SessionLayerBuilder<St> {
         self
     }
 
+    /// When a session that is only read, or not extracted at all, has its
+    /// expiry extended. Default [`Refresh::WhenHalfGone`]: past half a
+    /// rolling window, by a request that reads it.
+    #[must_use]
+    pub fn with_refresh(mut self, refresh: Refresh) -> Self {
+        self.refresh = refresh;
+        self
+    }
+
     /// Old keys that still verify. A cookie accepted under one is re-issued
     /// under the current key the next time the session is used. Default none.
     #[must_use]
@@ -281,6 +293,7 @@ impl<St: Store> SessionLayerBuilder<St> {
                 cookies,
                 expiry: self.expiry,
                 absolute: self.absolute,
+                refresh: self.refresh,
                 clock: self.clock,
                 on_error: self.on_error,
             }),

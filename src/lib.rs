@@ -9,32 +9,35 @@ mod config;
 pub mod csrf;
 mod engine;
 mod error;
+mod expiry;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod extract;
 mod flash;
-mod future;
 mod id;
 mod key;
 mod layer;
 mod service;
 mod session;
 mod sessions;
+mod settings;
+mod state;
 pub mod store;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;
 
 pub use codec::{Protection, MAX_COOKIE_LEN};
-pub use config::{CookieOptions, Expiry, SameSite, DEFAULT_IDLE};
+pub use config::{CookieOptions, SameSite};
 pub use error::{BoxError, ConfigError, Error, SharedError};
-pub use future::ResponseFuture;
+pub use expiry::{Expiry, Refresh, DEFAULT_IDLE, MAX_LIFETIME};
 pub use id::Id;
 pub use key::{Key, MIN_KEY_LEN};
 pub use layer::{SessionLayer, SessionLayerBuilder};
-pub use service::SessionService;
+pub use service::{ResponseFuture, SessionService};
 pub use session::Session;
 pub use sessions::Sessions;
+pub use state::SessionStatus;
 #[cfg(feature = "cookie-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "cookie-store")))]
 pub use store::CookieStore;

@@ -3,16 +3,18 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::time::SystemTime;
+
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
-use crate::codec::Envelope;
-use crate::config::{CookieAttrs, CookieOptions, Expiry};
+use crate::clock::from_unix_secs;
+use crate::config::CookieOptions;
 use crate::engine::Engine;
 use crate::error::Error;
+use crate::expiry::Expiry;
 use crate::id::Id;
-use crate::store::{Changes, Record};
+use crate::state::{SessionStatus, State};
 
 /// A session, as a handler sees it.
 ///
@@ -40,37 +42,6 @@ pub(crate) struct Inner {
     pub(crate) state: Mutex<State>,
 }
 
-/// Everything the layer knows about one session during one request.
-#[derive(Default)]
-pub(crate) struct State {
-    /// The data has been read from the store (or the session is new).
-    pub(crate) loaded: bool,
-    /// The store value of the record this session lives in, if any.
-    pub(crate) value: Option<String>,
-    /// Times from the verified cookie, or for a new session its creation time.
-    pub(crate) envelope: Option<Envelope>,
-    /// Seconds since the epoch when this session was created.
-    pub(crate) created: u64,
-    /// The cookie verified under a fallback key and must be re-issued.
-    pub(crate) reissue: bool,
-    pub(crate) data: Record,
-    pub(crate) changes: Changes,
-    /// Write the data as a new record (after `cycle_id`).
-    pub(crate) force_create: bool,
-    /// Old records to delete on the next save.
-    pub(crate) deletes: Vec<String>,
-    /// A cookie is in the browser that must be removed if nothing replaces it.
-    pub(crate) removal: bool,
-    /// Expiry or cookie options changed: re-issue the cookie, extend the TTL.
-    pub(crate) refresh: bool,
-    pub(crate) expiry: Option<Expiry>,
-    pub(crate) attrs: Option<CookieAttrs>,
-    /// The `Set-Cookie` a save produced, not yet sent.
-    pub(crate) outgoing: Option<String>,
-    /// Loading failed; the layer answers with its error handler.
-    pub(crate) load_error: Option<Error>,
-}
-
 impl Session {
     pub(crate) fn new(engine: Arc<dyn Engine>, slot: usize, state: State) -> Self {
         Self {
@@ -87,10 +58,9 @@ impl Session {
         self.inner.state()
     }
 
-    /// Never loaded, nor failed to load: nothing to save or send (DESIGN §3).
-    pub(crate) fn untouched(&self) -> bool {
-        let st = self.state();
-        !st.loaded && st.load_error.is_none() && st.outgoing.is_none()
+    /// Nothing to do on the way out (see [`State::idle`]).
+    pub(crate) fn untouched(&self, refresh_every: bool) -> bool {
+        self.state().idle(refresh_every)
     }
 
     /// Reads the session from the store, once; later calls return at once.
@@ -99,7 +69,7 @@ impl Session {
     /// layer, which answers with its error handler's response, so a handler
     /// never runs on a session that looks empty because the store was down.
     pub async fn load(&self) -> Result<(), Error> {
-        if self.inner.state().loaded {
+        if self.inner.state().is_loaded() {
             return Ok(());
         }
         self.inner
@@ -126,16 +96,16 @@ impl Session {
     /// cookie store).
     pub fn id(&self) -> Option<Id> {
         let st = self.state();
-        if !st.loaded {
+        if !st.is_loaded() {
             return None;
         }
-        st.value.as_deref().and_then(Id::parse)
+        st.value().and_then(Id::parse)
     }
 
     /// The value under `key`, deserialized; `None` when absent.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         let st = self.loaded_state()?;
-        st.data
+        st.data()
             .get(key)
             .map(|v| T::deserialize(v).map_err(Error::deserialize))
             .transpose()
@@ -144,124 +114,123 @@ impl Session {
     /// Sets `key`. Setting the value already stored changes nothing.
     pub fn set(&self, key: &str, value: impl Serialize) -> Result<(), Error> {
         let value = serde_json::to_value(value).map_err(Error::serialize)?;
-        let mut st = self.loaded_state()?;
-        match st.data.get_mut(key) {
-            Some(old) if *old == value => return Ok(()),
-            // Replaced in place: no new key.
-            Some(old) => *old = value,
-            None => {
-                st.data.insert(key, value);
-            }
-        }
-        st.changes.record_set(key);
+        self.loaded_state()?.set(key, value);
         Ok(())
     }
 
     /// Removes `key`, returning whether it was there.
     pub fn delete(&self, key: &str) -> Result<bool, Error> {
-        let mut st = self.loaded_state()?;
-        let was = st.data.remove(key).is_some();
-        if was {
-            st.changes.record_remove(key);
-        }
-        Ok(was)
+        Ok(self.loaded_state()?.remove(key).is_some())
     }
 
-    /// Removes every key. A session cleared to empty is deleted from the store
-    /// and its cookie removed when the response goes out.
+    /// Removes every key, replacing what the store holds as of this request
+    /// (a concurrent request's changes to other keys go too). A session
+    /// cleared to empty is deleted from the store and its cookie removed when
+    /// the response goes out.
+    ///
+    /// Deleting keys one by one instead keeps a concurrent request's other
+    /// keys: the record is deleted only when the store's merged record is
+    /// empty.
     pub fn clear(&self) -> Result<(), Error> {
-        let mut st = self.loaded_state()?;
-        if !st.data.is_empty() {
-            st.data.clear();
-            st.changes.record_clear();
-        }
+        self.loaded_state()?.clear();
         Ok(())
     }
 
     /// Gives the session a new id and keeps its data; the old record is deleted
     /// and its cookie stops working. Call it when privileges change (login) to
     /// prevent session fixation.
+    ///
+    /// The move happens when the response goes out (or at [`save`](Self::save)),
+    /// only if the old record still exists: a request that loaded the session
+    /// before a concurrent logout does not bring it back. The CSRF token (the
+    /// `csrf` feature) is dropped, so a token known before the login does not
+    /// work after it; the next [`csrf_token`](crate::csrf::csrf_token) makes a
+    /// new one. If the handler answers with a 5xx, the old record is still
+    /// deleted, and nothing is written under the new id.
     pub fn cycle_id(&self) -> Result<(), Error> {
-        let mut st = self.loaded_state()?;
-        if let Some(old) = st.value.take() {
-            st.deletes.push(old);
-            st.removal = true;
-        }
-        st.force_create = true;
+        self.loaded_state()?.cycle_id();
         Ok(())
     }
 
     /// Ends the session: the record is deleted and the browser told to drop
-    /// the cookie. Data set afterwards in the same request starts a new
-    /// session with a new id.
+    /// the cookie (at the `Path` and `Domain` it was issued under). Data set
+    /// afterwards in the same request starts a new session with a new id.
+    ///
+    /// The deletion happens whatever the response's status: a logout handler
+    /// that destroys the session and then fails still logs the user out.
     pub fn destroy(&self) {
-        let mut st = self.state();
-        if let Some(old) = st.value.take() {
-            st.deletes.push(old);
-            st.removal = true;
-        }
-        st.loaded = true;
-        st.data.clear();
-        st.changes = Changes::default();
-        st.force_create = false;
+        self.state().destroy();
     }
 
-    /// Changes when this session expires, from this response on.
+    /// Changes when this session expires, from this response on and on every
+    /// later request until it is changed again: the policy is kept with the
+    /// session (sealed in its cookie). Windows longer than
+    /// [`MAX_LIFETIME`](crate::MAX_LIFETIME) are shortened to it.
     pub fn set_expiry(&self, expiry: Expiry) {
-        let mut st = self.state();
-        st.expiry = Some(expiry);
-        st.refresh = true;
+        self.state().set_expiry(expiry);
     }
 
-    /// Overrides cookie attributes for this session (gorilla's `session.Options`).
+    /// Overrides cookie attributes for this session (gorilla's `session.Options`),
+    /// from this response on and on every later request: the overrides are
+    /// kept with the session. Each call overrides the attributes it sets and
+    /// keeps earlier overrides of the others; a `max_age` is the same as
+    /// [`set_expiry`](Self::set_expiry) with [`Expiry::OnInactivity`]. When
+    /// the `Path` or `Domain` changes, the cookie at the old place is removed.
+    ///
     /// Fails, changing nothing, when the result would be an invalid cookie.
     pub fn set_options(&self, options: CookieOptions) -> Result<(), Error> {
-        let attrs = self
-            .inner
+        let mut st = self.state();
+        let merged = st.with_options(&options);
+        self.inner
             .engine
             .attrs(self.inner.slot)
-            .with_overrides(&options)?;
-        let mut st = self.state();
-        st.attrs = Some(attrs);
-        if let Some(max_age) = options.max_age {
-            st.expiry = Some(Expiry::OnInactivity(max_age));
-        }
-        st.refresh = true;
+            .with_overrides(&merged.cookie)?;
+        st.replace_settings(merged);
         Ok(())
+    }
+
+    /// The session's expiry policy: its own, when it set one, else the layer's.
+    pub fn expiry(&self) -> Expiry {
+        let own = self.state().own_expiry();
+        own.unwrap_or_else(|| self.inner.engine.expiry())
+    }
+
+    /// When the stored session expires unless a later request extends it (as
+    /// of the cookie last issued, this request's save included); `None` for a
+    /// session not loaded or not stored yet.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.state().expires().map(from_unix_secs)
+    }
+
+    /// What this request did to the session so far.
+    pub fn status(&self) -> SessionStatus {
+        self.state().status()
     }
 
     fn loaded_state(&self) -> Result<MutexGuard<'_, State>, Error> {
         let st = self.state();
-        if st.loaded {
+        if st.is_loaded() {
             Ok(st)
         } else {
             Err(Error::NotLoaded)
         }
     }
 
-    /// Reads and removes the flashes under `key` (see `flash.rs`).
+    /// Reads and removes the list under `key` (flashes).
     pub(crate) fn take_list<T: DeserializeOwned>(&self, key: &str) -> Result<Vec<T>, Error> {
         let mut st = self.loaded_state()?;
-        let Some(list) = st.data.get(key) else {
+        let Some(list) = st.data().get(key) else {
             return Ok(Vec::new());
         };
         let items = Vec::<T>::deserialize(list).map_err(Error::deserialize)?;
-        st.data.remove(key);
-        st.changes.record_remove(key);
+        st.remove(key);
         Ok(items)
     }
 
     /// Appends to the list under `key`.
     pub(crate) fn push_list(&self, key: &str, value: impl Serialize) -> Result<(), Error> {
         let value = serde_json::to_value(value).map_err(Error::serialize)?;
-        let mut st = self.loaded_state()?;
-        let mut list = match st.data.remove(key) {
-            Some(Value::Array(items)) => items,
-            _ => Vec::new(),
-        };
-        list.push(value);
-        st.data.insert(key, Value::Array(list));
-        st.changes.record_set(key);
+        self.loaded_state()?.push(key, value);
         Ok(())
     }
 }
@@ -279,8 +248,8 @@ impl fmt::Debug for Session {
         let st = self.state();
         f.debug_struct("Session")
             .field("name", &self.name())
-            .field("loaded", &st.loaded)
-            .field("keys", &st.data.len())
+            .field("loaded", &st.is_loaded())
+            .field("keys", &st.data().len())
             .finish_non_exhaustive()
     }
 }

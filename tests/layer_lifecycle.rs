@@ -134,7 +134,8 @@ async fn clear_deletes_record_and_removes_cookie() {
     let cookie = started(&app).await;
     store.take_ops();
     let r = call(&app, "/clear", Some(&cookie)).await;
-    assert_eq!(store.take_ops(), vec!["load", "delete"]);
+    // SECURITY I38: sent as a diff; the store deletes the merged-empty record.
+    assert_eq!(store.take_ops(), vec!["load", "update"]);
     let removal = r.set_cookie("id").unwrap();
     assert!(
         removal.starts_with("id=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
@@ -151,8 +152,9 @@ async fn deleting_the_last_key_removes_the_session() {
     let cookie = r.cookie("id").unwrap();
     store.take_ops();
     let r = call(&app, "/delete?k=a", Some(&cookie)).await;
-    assert_eq!(store.take_ops(), vec!["load", "delete"]);
+    assert_eq!(store.take_ops(), vec!["load", "update"]);
     assert_eq!(r.cookie("id").as_deref(), Some("id="));
+    assert!(store.inner.is_empty(), "the emptied record is deleted");
 }
 
 // SECURITY E24: logout deletes the record and sends the removal cookie; the
@@ -182,7 +184,7 @@ async fn cycle_id_rotates_and_old_id_is_dead() {
     let old = started(&app).await;
     store.take_ops();
     let r = call(&app, "/cycle-then-set", Some(&old)).await;
-    assert_eq!(store.take_ops(), vec!["load", "create", "delete"]);
+    assert_eq!(store.take_ops(), vec!["load", "rotate"]);
     let new = r.cookie("id").unwrap();
     assert_ne!(new, old);
     assert_eq!(call(&app, "/read", Some(&new)).await.body, "Some(1)");

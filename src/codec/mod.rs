@@ -2,7 +2,10 @@
 //!
 //! What is protected is a small binary envelope: a version byte, the session's
 //! creation time, this cookie's issue time and its expiry (unix seconds, u64
-//! big-endian), followed by the store's value. Keeping the times inside what is
+//! big-endian), followed by the store's value. Version 2 puts the session's
+//! own settings (its expiry policy, cookie attribute overrides) between the
+//! times and the value, as a length (u16) and the bytes `settings.rs`
+//! describes; a session without settings keeps the shorter version 1. Keeping the times inside what is
 //! signed or sealed lets the server reject a replayed cookie past its expiry,
 //! whatever the browser did with `Max-Age`.
 //!
@@ -22,12 +25,16 @@ use hmac::{Hmac, Mac};
 use rand::RngCore;
 use sha2::Sha256;
 
+use std::sync::Arc;
+
 use crate::key::Key;
+use crate::settings::Settings;
 
 /// Browsers keep cookies up to 4096 bytes of name plus value.
 pub const MAX_COOKIE_LEN: usize = 4096;
 
 const VERSION: u8 = 1;
+const VERSION_WITH_SETTINGS: u8 = 2;
 const HEADER_LEN: usize = 1 + 8 * 3;
 const TAG_LEN: usize = 32;
 const TAG_B64_LEN: usize = 43;
@@ -48,8 +55,9 @@ pub enum Protection {
     Encrypted,
 }
 
-/// Times sealed or signed with every cookie value, in unix seconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What is sealed or signed with every cookie value: times in unix seconds,
+/// and the session's own settings.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub(crate) struct Envelope {
     /// When the session was first created (absolute timeout counts from here).
     pub(crate) created: u64,
@@ -57,6 +65,25 @@ pub(crate) struct Envelope {
     pub(crate) issued: u64,
     /// When the session expires on the server.
     pub(crate) expires: u64,
+    /// The session's own settings; `None` when it has none (most sessions).
+    pub(crate) settings: Option<Arc<Settings>>,
+}
+
+impl Envelope {
+    /// The settings' bytes, with their length in front, when there are any.
+    fn settings_bytes(&self) -> Option<Vec<u8>> {
+        let s = self.settings.as_deref().filter(|s| !s.is_empty())?;
+        let mut out = vec![0, 0];
+        s.encode(&mut out);
+        let len = (out.len() - 2) as u16;
+        out[..2].copy_from_slice(&len.to_be_bytes());
+        Some(out)
+    }
+
+    /// Bytes the envelope adds after its fixed header, before the value.
+    pub(crate) fn extra_len(&self) -> usize {
+        self.settings_bytes().map_or(0, |b| b.len())
+    }
 }
 
 /// Why an incoming cookie value was rejected; safe to log.
@@ -146,7 +173,9 @@ impl Codec {
     ) {
         // The envelope is built on the stack when it is small (an id always
         // is), on the heap otherwise: no allocation for a server-side store.
-        let len = HEADER_LEN + value.len();
+        let extra = envelope.settings_bytes();
+        let extra = extra.as_deref().unwrap_or_default();
+        let len = HEADER_LEN + extra.len() + value.len();
         let mut stack = [0u8; STACK_LEN];
         let mut heap = Vec::new();
         let buf: &mut [u8] = if len + AEAD_TAG_LEN <= STACK_LEN {
@@ -155,11 +184,16 @@ impl Codec {
             heap.resize(len + AEAD_TAG_LEN, 0);
             &mut heap
         };
-        buf[0] = VERSION;
+        buf[0] = if extra.is_empty() {
+            VERSION
+        } else {
+            VERSION_WITH_SETTINGS
+        };
         buf[1..9].copy_from_slice(&envelope.created.to_be_bytes());
         buf[9..17].copy_from_slice(&envelope.issued.to_be_bytes());
         buf[17..HEADER_LEN].copy_from_slice(&envelope.expires.to_be_bytes());
-        buf[HEADER_LEN..len].copy_from_slice(value);
+        buf[HEADER_LEN..HEADER_LEN + extra.len()].copy_from_slice(extra);
+        buf[HEADER_LEN + extra.len()..len].copy_from_slice(value);
         let current = &self.keys[0];
         match protection {
             Protection::Signed => {
@@ -283,7 +317,8 @@ fn parse_envelope(
     let header = plain
         .get(start..start + HEADER_LEN)
         .ok_or(DecodeError::Malformed)?;
-    if header[0] != VERSION {
+    let version = header[0];
+    if version != VERSION && version != VERSION_WITH_SETTINGS {
         return Err(DecodeError::UnknownVersion);
     }
     let word = |i: usize| {
@@ -291,12 +326,26 @@ fn parse_envelope(
         b.copy_from_slice(&header[1 + 8 * i..9 + 8 * i]);
         u64::from_be_bytes(b)
     };
-    let envelope = Envelope {
+    let mut envelope = Envelope {
         created: word(0),
         issued: word(1),
         expires: word(2),
+        settings: None,
     };
-    plain.drain(..start + HEADER_LEN);
+    let mut end = start + HEADER_LEN;
+    if version == VERSION_WITH_SETTINGS {
+        let len = plain
+            .get(end..end + 2)
+            .map(|b| usize::from(u16::from_be_bytes([b[0], b[1]])))
+            .ok_or(DecodeError::Malformed)?;
+        let bytes = plain
+            .get(end + 2..end + 2 + len)
+            .ok_or(DecodeError::Malformed)?;
+        let settings = Settings::decode(bytes).ok_or(DecodeError::Malformed)?;
+        envelope.settings = Some(Arc::new(settings));
+        end += 2 + len;
+    }
+    plain.drain(..end);
     Ok(Opened {
         envelope,
         value: plain,

@@ -10,6 +10,7 @@ const ENV: Envelope = Envelope {
     created: 100,
     issued: 200,
     expires: 300,
+    settings: None,
 };
 
 fn both() -> [Protection; 2] {
@@ -31,6 +32,34 @@ fn round_trip_and_encoded_len() {
             assert_eq!(opened.value, value);
             assert_eq!(opened.key_index, 0);
         }
+    }
+}
+
+// A session's own settings travel in a version 2 envelope and come back whole;
+// a session without them keeps the version 1 layout, byte for byte as long.
+#[test]
+fn settings_ride_in_the_envelope() {
+    use crate::config::CookieOptions;
+    use crate::expiry::Expiry;
+    use std::time::Duration;
+    let c = codec();
+    let settings = Settings {
+        expiry: Some(Expiry::OnInactivity(Duration::from_secs(30 * 86_400))),
+        cookie: CookieOptions::new().path("/app").domain(Some("example.com")),
+    };
+    let env = Envelope {
+        settings: Some(Arc::new(settings)),
+        ..ENV
+    };
+    for p in both() {
+        let out = c.encode(p, "id", &env, b"value");
+        assert_eq!(out.len(), encoded_len(p, env.extra_len() + 5));
+        let opened = c.decode(p, "id", &out).unwrap();
+        assert_eq!(opened.envelope, env);
+        assert_eq!(opened.value, b"value");
+        let plain = c.encode(p, "id", &ENV, b"value");
+        assert_eq!(plain.len(), encoded_len(p, 5));
+        assert_eq!(ENV.extra_len(), 0);
     }
 }
 
@@ -177,7 +206,7 @@ fn nonce_uniqueness(n: usize) {
 #[test]
 fn unknown_version_is_refused() {
     let c = codec();
-    let mut plain = vec![2u8];
+    let mut plain = vec![3u8];
     plain.extend_from_slice(&[0; 24]);
     let tag = mac(&c.keys[0].mac, "id", &plain);
     let forged = format!("{}.{}", B64.encode(&plain), B64.encode(tag));
@@ -213,11 +242,11 @@ proptest! {
     fn encode_decode_round_trips(value in proptest::collection::vec(any::<u8>(), 0..2000),
                                  created: u64, issued: u64, expires: u64) {
         let c = codec();
-        let env = Envelope { created, issued, expires };
+        let env = Envelope { created, issued, expires, settings: None };
         for p in both() {
             let out = c.encode(p, "name", &env, &value);
             let o = c.decode(p, "name", &out).unwrap();
-            prop_assert_eq!(o.envelope, env);
+            prop_assert_eq!(&o.envelope, &env);
             prop_assert_eq!(&o.value, &value);
         }
     }

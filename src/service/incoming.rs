@@ -6,52 +6,77 @@ use http::HeaderMap;
 use crate::clock::unix_secs;
 use crate::codec::Envelope;
 use crate::engine::Shared;
-use crate::session::State;
+use crate::state::{Issued, State};
 
 /// How far in the future an issue time may be before it is refused, for
 /// clocks that differ between servers.
 const CLOCK_SKEW_SECS: u64 = 300;
 
-/// The state of session `slot` for this request: the first cookie of that
-/// name, across every `Cookie` header line, that verifies and has not expired
-/// (SECURITY D20, D21, D22). Rejections are WARN events without the value.
+/// At most this many cookies of one name are verified per request: a few
+/// duplicates happen (a cookie under another path, one planted from a sibling
+/// subdomain), a hundred are an attack on the CPU (SECURITY J47).
+const MAX_VERIFIED: usize = 3;
+
+/// The state of session `slot` for this request: the cookies of that name,
+/// across every `Cookie` header line, that verify and have not expired, in
+/// order (SECURITY D20, D21, D22); loading takes the first with a live
+/// record. Rejections are one WARN event per request, without the values.
 pub(super) fn read<St>(shared: &Shared<St>, slot: usize, headers: &HeaderMap) -> State {
     let name = &shared.cookies[slot].name;
     // The clock is read only once a cookie of this name is there to check:
     // a request without one (most first visits, every asset) needs no time.
     let mut now = None;
-    let mut state = State::default();
+    let mut verified = Vec::new();
+    let (mut tried, mut rejected, mut skipped) = (0usize, 0usize, 0usize);
+    let mut reason = "";
     for line in headers.get_all(COOKIE) {
         for (n, v) in pairs(line.as_bytes()) {
             if n != name.as_bytes() {
                 continue;
             }
+            if tried == MAX_VERIFIED {
+                skipped += 1;
+                continue;
+            }
+            tried += 1;
             let opened = match shared.codec.decode(shared.protection, name, v) {
                 Ok(o) => o,
                 Err(e) => {
-                    tracing::warn!(cookie = %name, reason = e.reason(), "rejected session cookie");
+                    rejected += 1;
+                    reason = e.reason();
                     continue;
                 }
             };
             let now = *now.get_or_insert_with(|| unix_secs(shared.clock.now()));
-            if let Err(reason) =
+            if let Err(why) =
                 check_times(&opened.envelope, now, shared.absolute.map(|d| d.as_secs()))
             {
-                tracing::warn!(cookie = %name, reason, "rejected session cookie");
+                rejected += 1;
+                reason = why;
                 continue;
             }
             let Ok(value) = String::from_utf8(opened.value) else {
-                tracing::warn!(cookie = %name, reason = "value not UTF-8", "rejected session cookie");
+                rejected += 1;
+                reason = "value not UTF-8";
                 continue;
             };
-            state.value = Some(value);
-            state.envelope = Some(opened.envelope);
-            state.created = opened.envelope.created;
-            state.reissue = opened.key_index > 0;
-            return state;
+            verified.push(Issued {
+                value,
+                envelope: opened.envelope,
+                reissue: opened.key_index > 0,
+            });
         }
     }
-    state
+    if rejected + skipped > 0 {
+        tracing::warn!(
+            cookie = %name,
+            rejected,
+            skipped,
+            reason,
+            "rejected session cookie"
+        );
+    }
+    State::from_cookies(verified, rejected + skipped > 0)
 }
 
 /// SECURITY C13 / E25: the times sealed in the cookie decide, not the browser.
@@ -116,6 +141,7 @@ mod tests {
             created,
             issued,
             expires,
+            settings: None,
         };
         assert!(check_times(&env(10, 20, 100), 50, None).is_ok());
         assert_eq!(check_times(&env(10, 20, 50), 50, None), Err("expired"));

@@ -80,7 +80,7 @@
 
 use serde::ser::Error as _;
 
-use super::{Changes, Expires, Protection, Record, Store};
+use super::{Changes, Expires, Protection, Record, Store, Updated};
 use crate::error::Error;
 
 /// Keeps the whole session in the cookie, encrypted by default.
@@ -161,15 +161,32 @@ impl Store for CookieStore {
     }
 
     /// The cookie carries the whole record, so this writes all of it; there is
-    /// no stored copy to apply `changes` to.
+    /// no stored copy to apply `changes` to. An empty record is "emptied": the
+    /// layer removes the cookie.
     async fn update(
         &self,
         _value: &str,
         record: &Record,
         _changes: &Changes,
         _expires: Expires,
-    ) -> Result<Option<String>, Error> {
-        Self::seal(record).map(Some)
+    ) -> Result<Updated, Error> {
+        if record.is_empty() {
+            return Ok(Updated::Emptied);
+        }
+        Self::seal(record).map(Updated::Written)
+    }
+
+    /// As [`update`](Store::update): the data is the cookie, there is no id to
+    /// move. An old cookie of a cookie-store session stays valid until the
+    /// expiry sealed in it (see the module docs).
+    async fn rotate(
+        &self,
+        old: &str,
+        record: &Record,
+        changes: &Changes,
+        expires: Expires,
+    ) -> Result<Updated, Error> {
+        self.update(old, record, changes, expires).await
     }
 
     /// The expiry lives in the envelope the layer seals, so the layer re-seals

@@ -10,11 +10,27 @@
 //! - `create` never overwrites an existing record: on an id collision it mints
 //!   another id.
 //! - `update` never brings back a deleted or expired record: it answers
-//!   `Ok(None)` and writes nothing.
+//!   [`Updated::Gone`] and writes nothing. It applies the request's
+//!   [`Changes`] to the record *as stored* (a per-key merge, so two requests
+//!   that change different keys both keep their change), and when the merged
+//!   record is empty it deletes it and answers [`Updated::Emptied`]. A store
+//!   that keeps the record as one blob reads it, calls [`Record::apply`] and
+//!   writes it back, all under one lock or in one transaction.
+//! - `rotate` (behind `cycle_id`) moves a record to a freshly minted id only
+//!   if the old record still exists, applying the changes on the way, and
+//!   deletes the old one; the existence check and the move are one atomic
+//!   step, so a rotation racing a logout answers [`Updated::Gone`] and brings
+//!   nothing back.
+//! - A new id is never one that was handed out before and deleted or
+//!   expired since (ids are random, never reused counters).
+//! - Values and keys round-trip exactly: long values, empty keys, keys that
+//!   start with `\0`, any Unicode.
 //! - `touch` extends the TTL without rewriting data.
 //! - Expiry is given as [`Expires`]; the store forgets the record after it.
 //! - Unreachable backends answer [`Error::StoreUnavailable`] (the layer answers
-//!   503), other failures [`Error::Store`] (500).
+//!   503); a record that exists but cannot be decoded [`Error::Unreadable`]
+//!   (the layer deletes it and starts a fresh session); other failures
+//!   [`Error::Store`] (500).
 //!
 //! [`test_util`](crate::test_util) (feature `test-util`) checks all of this
 //! against any store.
@@ -28,7 +44,7 @@
 //! use std::sync::{Arc, Mutex};
 //! use std::time::SystemTime;
 //!
-//! use sessio::store::{Changes, Expires, Record, Store};
+//! use sessio::store::{Changes, Expires, Record, Store, Updated};
 //! use sessio::{Error, Id};
 //!
 //! #[derive(Clone, Default)]
@@ -66,13 +82,47 @@
 //!         record: &Record,
 //!         changes: &Changes,
 //!         expires: Expires,
-//!     ) -> Result<Option<String>, Error> {
-//!         let Some(mut stored) = self.live(value) else {
-//!             return Ok(None); // deleted or expired: never resurrect
+//!     ) -> Result<Updated, Error> {
+//!         let mut rows = self.rows.lock().unwrap();
+//!         let Some((stored, at)) = rows.get_mut(value).filter(|(_, at)| *at > SystemTime::now())
+//!         else {
+//!             return Ok(Updated::Gone); // deleted or expired: never resurrect
 //!         };
 //!         stored.apply(changes, record);
-//!         self.rows.lock().unwrap().insert(value.to_owned(), (stored, expires.at()));
-//!         Ok(Some(value.to_owned()))
+//!         if stored.is_empty() {
+//!             rows.remove(value);
+//!             return Ok(Updated::Emptied);
+//!         }
+//!         *at = expires.at();
+//!         Ok(Updated::Written(value.to_owned()))
+//!     }
+//!
+//!     async fn rotate(
+//!         &self,
+//!         old: &str,
+//!         record: &Record,
+//!         changes: &Changes,
+//!         expires: Expires,
+//!     ) -> Result<Updated, Error> {
+//!         // One lock around the check, the removal and the insert: atomic.
+//!         let mut rows = self.rows.lock().unwrap();
+//!         let Some((mut stored, at)) = rows.remove(old) else {
+//!             return Ok(Updated::Gone);
+//!         };
+//!         if at <= SystemTime::now() {
+//!             return Ok(Updated::Gone);
+//!         }
+//!         stored.apply(changes, record);
+//!         if stored.is_empty() {
+//!             return Ok(Updated::Emptied);
+//!         }
+//!         loop {
+//!             let id = Id::generate().as_str().to_owned();
+//!             if !rows.contains_key(&id) {
+//!                 rows.insert(id.clone(), (stored, expires.at()));
+//!                 return Ok(Updated::Written(id));
+//!             }
+//!         }
 //!     }
 //!
 //!     async fn touch(&self, value: &str, expires: Expires) -> Result<bool, Error> {
@@ -154,19 +204,36 @@ pub trait Store: Send + Sync + 'static {
     /// deleted, expired or malformed).
     fn load(&self, value: &str) -> impl Future<Output = Result<Option<Record>, Error>> + Send;
 
-    /// Writes a changed record and returns the (possibly new) cookie value, or
-    /// `None`, writing nothing, when the record no longer exists.
+    /// Applies `changes` to the stored record (new values taken from
+    /// `record`, the request's copy) and sets its expiry.
     ///
-    /// `changes` lists what this request changed; a store that can apply a diff
-    /// should, so concurrent requests that change different keys both keep
-    /// their change.
+    /// Answers [`Updated::Written`] with the (possibly new) cookie value,
+    /// [`Updated::Emptied`] when the merged record is empty and was deleted,
+    /// or [`Updated::Gone`], writing nothing, when the record no longer
+    /// exists.
     fn update(
         &self,
         value: &str,
         record: &Record,
         changes: &Changes,
         expires: Expires,
-    ) -> impl Future<Output = Result<Option<String>, Error>> + Send;
+    ) -> impl Future<Output = Result<Updated, Error>> + Send;
+
+    /// Moves the record under `old` to a new value (a freshly minted id),
+    /// applying `changes` as [`update`](Self::update) does, and deletes the
+    /// old record — only if the old record still exists, checked atomically
+    /// with the move.
+    ///
+    /// Answers [`Updated::Written`] with the new cookie value,
+    /// [`Updated::Emptied`] when the merged record is empty (the old one is
+    /// deleted, nothing is created), or [`Updated::Gone`], writing nothing.
+    fn rotate(
+        &self,
+        old: &str,
+        record: &Record,
+        changes: &Changes,
+        expires: Expires,
+    ) -> impl Future<Output = Result<Updated, Error>> + Send;
 
     /// Extends the record's expiry without rewriting it; `false` when the
     /// record no longer exists.
@@ -178,6 +245,18 @@ pub trait Store: Send + Sync + 'static {
 
     /// Deletes the record; deleting a missing record is not an error.
     fn delete(&self, value: &str) -> impl Future<Output = Result<(), Error>> + Send;
+}
+
+/// What [`Store::update`] and [`Store::rotate`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Updated {
+    /// The record is stored; the value for the cookie.
+    Written(String),
+    /// The merged record was empty, so it was deleted.
+    Emptied,
+    /// The record no longer existed (deleted or expired); nothing was written.
+    Gone,
 }
 
 /// The key under which a server-side store keeps the session with this id:

@@ -101,6 +101,11 @@ impl<St: Store + Clone> Suite<St> {
             server_side
         );
         scenario!(ttl_is_kept_by_the_store, server_side);
+        scenario!(update_deletes_only_a_merged_empty_record, server_side);
+        scenario!(rotate_moves_the_record, server_side);
+        scenario!(rotate_never_resurrects, server_side);
+        scenario!(deleted_ids_are_not_reused, server_side);
+        scenario!(values_and_odd_keys_round_trip);
         scenario!(layer_counter_counts);
         scenario!(layer_untouched_and_read_only_write_nothing);
         layer_flashes_are_delivered_once(&self.store, self.server_side).await;

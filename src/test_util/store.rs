@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 
 use crate::error::Error;
-use crate::store::{Changes, Expires, Record, Store};
+use crate::store::{Changes, Expires, Record, Store, Updated};
 
 fn expires_in(secs: u64) -> Expires {
     let ttl = Duration::from_secs(secs);
@@ -52,6 +52,14 @@ pub(super) async fn must<T>(
     }
 }
 
+/// The value of a `Written` answer; panics naming the scenario otherwise.
+fn written(what: &str, got: Updated) -> String {
+    match got {
+        Updated::Written(v) => v,
+        other => panic!("{what}: expected the record written, the store answered {other:?}"),
+    }
+}
+
 pub(super) async fn create_then_load_round_trips<St: Store>(s: &St) {
     let v = must("create", s.create(&sample(), expires_in(60))).await;
     let got = must("load", s.load(&v)).await;
@@ -89,7 +97,7 @@ pub(super) async fn update_applies_changes<St: Store>(s: &St) {
     next.insert("new", json!(true));
     let c = changes(&["n", "new"], &["user"], false);
     let v2 = must("update", s.update(&v, &next, &c, expires_in(60))).await;
-    let v2 = v2.expect("update_applies_changes: update of a live record answered None");
+    let v2 = written("update_applies_changes", v2);
     let got = must("load", s.load(&v2)).await;
     assert_eq!(
         got,
@@ -102,9 +110,10 @@ pub(super) async fn update_with_clear_replaces_everything<St: Store>(s: &St) {
     let v = must("create", s.create(&sample(), expires_in(60))).await;
     let next: Record = [("only".to_owned(), json!(1))].into_iter().collect();
     let c = changes(&["only"], &[], true);
-    let v2 = must("update", s.update(&v, &next, &c, expires_in(60)))
-        .await
-        .expect("update_with_clear_replaces_everything: update answered None");
+    let v2 = written(
+        "update_with_clear_replaces_everything",
+        must("update", s.update(&v, &next, &c, expires_in(60))).await,
+    );
     let got = must("load", s.load(&v2)).await;
     assert_eq!(
         got,
@@ -139,9 +148,10 @@ pub(super) async fn update_never_resurrects_a_deleted_record<St: Store>(s: &St) 
     must("delete", s.delete(&v)).await;
     let c = changes(&["n"], &[], false);
     let got = must("update", s.update(&v, &sample(), &c, expires_in(60))).await;
-    assert!(
-        got.is_none(),
-        "update_never_resurrects: update of a deleted record wrote it"
+    assert_eq!(
+        got,
+        Updated::Gone,
+        "update_never_resurrects: update of a deleted record did not answer Gone"
     );
     assert!(
         must("load", s.load(&v)).await.is_none(),
@@ -180,7 +190,8 @@ pub(super) async fn concurrent_changes_to_different_keys_both_survive<St: Store>
         s.update(&v, &b, &cb, expires_in(60))
     );
     let (ra, rb) = (ra.expect("update A"), rb.expect("update B"));
-    let v = rb.or(ra).expect("concurrent updates answered None");
+    written("concurrent changes: update A", ra);
+    let v = written("concurrent changes: update B", rb);
     let got = must("load", s.load(&v)).await.expect("record vanished");
     assert_eq!(
         got.get("a"),
@@ -212,7 +223,14 @@ pub(super) async fn ttl_is_kept_by_the_store<St: Store>(s: &St) {
         "ttl: an expired record still loads"
     );
     let got = must("update", s.update(&short, &sample(), &c, expires_in(60))).await;
-    assert!(got.is_none(), "ttl: update resurrected an expired record");
+    assert_eq!(got, Updated::Gone, "ttl: update resurrected an expired record");
+    let rotated = must("rotate", s.rotate(&short, &sample(), &c, expires_in(60))).await;
+    assert_eq!(rotated, Updated::Gone, "ttl: rotate revived an expired record");
+    // SECURITY I45: an expired record's id is never handed out again.
+    for _ in 0..50 {
+        let fresh = must("create", s.create(&sample(), expires_in(60))).await;
+        assert_ne!(fresh, short, "ttl: create reused an expired record's id");
+    }
     assert!(
         !must("touch", s.touch(&short, expires_in(60))).await,
         "ttl: touch revived an expired record"
@@ -224,5 +242,141 @@ pub(super) async fn ttl_is_kept_by_the_store<St: Store>(s: &St) {
     assert!(
         must("load", s.load(&updated)).await.is_some(),
         "ttl: update did not extend the TTL"
+    );
+}
+
+// SECURITY I38: the record goes only when the store's merged record is empty;
+// a concurrent change to another key survives a request that emptied its copy.
+pub(super) async fn update_deletes_only_a_merged_empty_record<St: Store>(s: &St) {
+    let one: Record = [("a".to_owned(), json!(1))].into_iter().collect();
+    let v = must("create", s.create(&one, expires_in(60))).await;
+    // B sets `b` while A (which loaded only `a`) deletes `a`.
+    let mut b = one.clone();
+    b.insert("b", json!(2));
+    written(
+        "merged-empty: B's update",
+        must("update", s.update(&v, &b, &changes(&["b"], &[], false), expires_in(60))).await,
+    );
+    let got = must(
+        "update",
+        s.update(&v, &Record::new(), &changes(&[], &["a"], false), expires_in(60)),
+    )
+    .await;
+    let v = written("merged-empty: A emptied its copy, B's key remains", got);
+    let left = must("load", s.load(&v)).await;
+    let expected: Record = [("b".to_owned(), json!(2))].into_iter().collect();
+    assert_eq!(left, Some(expected), "merged-empty: B's key was lost");
+    // Now the last key goes: the record is deleted.
+    let got = must(
+        "update",
+        s.update(&v, &Record::new(), &changes(&[], &["b"], false), expires_in(60)),
+    )
+    .await;
+    assert_eq!(got, Updated::Emptied, "merged-empty: an empty record was kept");
+    assert!(
+        must("load", s.load(&v)).await.is_none(),
+        "merged-empty: the emptied record still loads"
+    );
+}
+
+// SECURITY I39: rotation moves the record to a new id, applying the changes,
+// and the old id is dead.
+pub(super) async fn rotate_moves_the_record<St: Store>(s: &St) {
+    let v = must("create", s.create(&sample(), expires_in(60))).await;
+    let mut next = sample();
+    next.insert("role", json!("admin"));
+    let got = must(
+        "rotate",
+        s.rotate(&v, &next, &changes(&["role"], &[], false), expires_in(60)),
+    )
+    .await;
+    let moved = written("rotate_moves_the_record", got);
+    assert_ne!(moved, v, "rotate_moves_the_record: the id did not change");
+    assert!(
+        must("load", s.load(&v)).await.is_none(),
+        "rotate_moves_the_record: the old id still loads"
+    );
+    assert_eq!(
+        must("load", s.load(&moved)).await,
+        Some(next),
+        "rotate_moves_the_record: the moved record differs"
+    );
+    let emptied = must(
+        "rotate",
+        s.rotate(&moved, &Record::new(), &changes(&[], &[], true), expires_in(60)),
+    )
+    .await;
+    assert_eq!(emptied, Updated::Emptied, "rotate of an emptied record kept it");
+    assert!(must("load", s.load(&moved)).await.is_none());
+}
+
+// SECURITY I39: a rotation of a deleted record, or racing its deletion,
+// brings nothing back.
+pub(super) async fn rotate_never_resurrects<St: Store>(s: &St) {
+    let v = must("create", s.create(&sample(), expires_in(60))).await;
+    must("delete", s.delete(&v)).await;
+    let c = changes(&["n"], &[], false);
+    let got = must("rotate", s.rotate(&v, &sample(), &c, expires_in(60))).await;
+    assert_eq!(got, Updated::Gone, "rotate of a deleted record did not answer Gone");
+    for _ in 0..20 {
+        let v = must("create", s.create(&sample(), expires_in(60))).await;
+        let record = sample();
+        let (rotated, deleted) = tokio::join!(
+            s.rotate(&v, &record, &c, expires_in(60)),
+            s.delete(&v)
+        );
+        deleted.expect("delete");
+        assert!(must("load", s.load(&v)).await.is_none(), "old id survived a logout");
+        match rotated.expect("rotate") {
+            // The rotation ran first: the new id is a live session.
+            Updated::Written(new) => assert!(must("load", s.load(&new)).await.is_some()),
+            Updated::Gone => {}
+            other => panic!("rotate racing a delete answered {other:?}"),
+        }
+    }
+}
+
+// SECURITY I45: a deleted record's id is never handed to a new session.
+pub(super) async fn deleted_ids_are_not_reused<St: Store>(s: &St) {
+    for _ in 0..20 {
+        let v = must("create", s.create(&sample(), expires_in(60))).await;
+        must("delete", s.delete(&v)).await;
+        let next = must("create", s.create(&sample(), expires_in(60))).await;
+        assert_ne!(next, v, "deleted_ids_are_not_reused: a deleted id was handed out again");
+    }
+}
+
+// SECURITY I45: values and keys come back exactly: several KB, empty keys,
+// a leading NUL, Unicode.
+pub(super) async fn values_and_odd_keys_round_trip<St: Store>(s: &St) {
+    let long: String = (0..6000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let record: Record = [
+        (String::new(), json!("empty key")),
+        ("\0lead".to_owned(), json!(1)),
+        ("\0".to_owned(), json!(2)),
+        ("ключ ∑ 🎉".to_owned(), json!("значение ✓")),
+        ("a\u{0}b".to_owned(), json!(["x", {"y": null}])),
+        ("long".to_owned(), json!(long)),
+    ]
+    .into_iter()
+    .collect();
+    let v = must("create", s.create(&record, expires_in(60))).await;
+    assert_eq!(
+        must("load", s.load(&v)).await,
+        Some(record.clone()),
+        "values_and_odd_keys_round_trip: created record came back different"
+    );
+    let mut next = record.clone();
+    next.insert("\0lead", json!(format!("{long}!")));
+    next.remove("");
+    let c = changes(&["\0lead"], &[""], false);
+    let v = written(
+        "values_and_odd_keys_round_trip",
+        must("update", s.update(&v, &next, &c, expires_in(60))).await,
+    );
+    assert_eq!(
+        must("load", s.load(&v)).await,
+        Some(next),
+        "values_and_odd_keys_round_trip: updated record came back different"
     );
 }

@@ -11,7 +11,7 @@ use axum::http::{header, Request, Response, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use http_body_util::BodyExt;
-use sessio::store::{Changes, Expires, Record, Store};
+use sessio::store::{Changes, Expires, Record, Store, Updated};
 use sessio::{Error, Key, MemoryStore, Session};
 use tower::ServiceExt;
 
@@ -91,9 +91,19 @@ impl Store for TestStore {
         record: &Record,
         changes: &Changes,
         expires: Expires,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<Updated, Error> {
         self.enter("update")?;
         self.inner.update(value, record, changes, expires).await
+    }
+    async fn rotate(
+        &self,
+        old: &str,
+        record: &Record,
+        changes: &Changes,
+        expires: Expires,
+    ) -> Result<Updated, Error> {
+        self.enter("rotate")?;
+        self.inner.rotate(old, record, changes, expires).await
     }
     async fn touch(&self, value: &str, expires: Expires) -> Result<bool, Error> {
         self.enter("touch")?;

@@ -120,11 +120,18 @@ impl Reply {
         v["n"].as_u64()
     }
 
-    /// Asserts a 200 with a fresh, empty session and no cookie written.
+    /// Asserts a 200 with a fresh, empty session and no cookie written but,
+    /// when a cookie was sent and rejected, its removal (SECURITY I44).
     fn assert_fresh(&self, what: &str) {
         assert_eq!(self.status, StatusCode::OK, "{what}: {self:?}");
         assert_eq!(self.body, FRESH, "{what}: data leaked through");
-        assert!(self.set_cookie.is_none(), "{what}: wrote {self:?}");
+        if let Some(c) = &self.set_cookie {
+            let (_name, rest) = c.split_once('=').expect("a cookie");
+            assert!(
+                rest.starts_with(';') && c.contains("Max-Age=0"),
+                "{what}: wrote {self:?}"
+            );
+        }
     }
 }
 

@@ -30,9 +30,17 @@ impl Data {
             .map_err(Error::serialize)
     }
 
+    /// `true` when the record has no keys.
+    pub(super) fn is_empty(&self) -> bool {
+        match self {
+            Self::Json(json) => &**json == "{}",
+            Self::Deep(record) => record.is_empty(),
+        }
+    }
+
     pub(super) fn record(&self) -> Result<Record, Error> {
         match self {
-            Self::Json(json) => serde_json::from_str(json).map_err(Error::deserialize),
+            Self::Json(json) => serde_json::from_str(json).map_err(Error::unreadable),
             Self::Deep(record) => Ok(record.clone()),
         }
     }
@@ -76,8 +84,8 @@ fn merge(json: &str, changes: &Changes, from: &Record) -> Result<Option<Box<str>
             replaced: &replaced,
         }
         .deserialize(&mut de)
-        .map_err(Error::deserialize)?;
-        de.end().map_err(Error::deserialize)?;
+        .map_err(Error::unreadable)?;
+        de.end().map_err(Error::unreadable)?;
     }
     for (k, v) in set() {
         entry(&mut out, k, Err(v))?;

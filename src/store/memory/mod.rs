@@ -8,7 +8,7 @@ use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
-use super::{Changes, Expires, Record, Store};
+use super::{Changes, Expires, Record, Store, Updated};
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::id::{self, Id};
@@ -187,10 +187,10 @@ fn digest(id: &str) -> [u8; 32] {
     Sha256::digest(id.as_bytes()).into()
 }
 
-impl Store for MemoryStore {
-    async fn create(&self, record: &Record, expires: Expires) -> Result<String, Error> {
+impl MemoryStore {
+    /// Inserts `data` under a freshly minted id; never over a live record.
+    fn insert_new(&self, data: Data, expires: Expires) -> String {
         let now = self.inner.clock.now();
-        let data = Data::new(record)?;
         loop {
             let id = (self.inner.ids)();
             let key = digest(id.as_str());
@@ -210,8 +210,15 @@ impl Store for MemoryStore {
                     expires: expires.at,
                 },
             );
-            return Ok(id.as_str().to_owned());
+            return id.as_str().to_owned();
         }
+    }
+}
+
+impl Store for MemoryStore {
+    async fn create(&self, record: &Record, expires: Expires) -> Result<String, Error> {
+        let data = Data::new(record)?;
+        Ok(self.insert_new(data, expires))
     }
 
     async fn load(&self, value: &str) -> Result<Option<Record>, Error> {
@@ -224,13 +231,55 @@ impl Store for MemoryStore {
         record: &Record,
         changes: &Changes,
         expires: Expires,
-    ) -> Result<Option<String>, Error> {
-        self.with_live(value, |e| {
-            e.data = e.data.apply(changes, record)?;
-            e.expires = expires.at;
-            Ok(value.to_owned())
-        })
-        .transpose()
+    ) -> Result<Updated, Error> {
+        if !id::is_valid(value) {
+            return Ok(Updated::Gone);
+        }
+        let key = digest(value);
+        let now = self.inner.clock.now();
+        // The merge and the emptiness check under one shard lock: a
+        // concurrent update of another key is either in the merge or after it.
+        let mut shard = self.shard(&key);
+        let Some(e) = shard.map.get_mut(&key) else {
+            return Ok(Updated::Gone);
+        };
+        if e.expires <= now {
+            shard.map.remove(&key);
+            return Ok(Updated::Gone);
+        }
+        let merged = e.data.apply(changes, record)?;
+        if merged.is_empty() {
+            shard.map.remove(&key);
+            return Ok(Updated::Emptied);
+        }
+        e.data = merged;
+        e.expires = expires.at;
+        Ok(Updated::Written(value.to_owned()))
+    }
+
+    async fn rotate(
+        &self,
+        old: &str,
+        record: &Record,
+        changes: &Changes,
+        expires: Expires,
+    ) -> Result<Updated, Error> {
+        if !id::is_valid(old) {
+            return Ok(Updated::Gone);
+        }
+        let key = digest(old);
+        let now = self.inner.clock.now();
+        // Taken out under its shard lock: from here on the old id is dead
+        // for everyone, and the new one is known to no one until we answer.
+        let taken = self.shard(&key).map.remove(&key);
+        let Some(e) = taken.filter(|e| e.expires > now) else {
+            return Ok(Updated::Gone);
+        };
+        let merged = e.data.apply(changes, record)?;
+        if merged.is_empty() {
+            return Ok(Updated::Emptied);
+        }
+        Ok(Updated::Written(self.insert_new(merged, expires)))
     }
 
     async fn touch(&self, value: &str, expires: Expires) -> Result<bool, Error> {
@@ -282,7 +331,7 @@ mod tests {
         record.insert("deep", deep);
         changes.record_set("deep");
         let got = store.update(&v, &record, &changes, expires()).await;
-        assert_eq!(got.unwrap(), Some(v.clone()));
+        assert_eq!(got.unwrap(), Updated::Written(v.clone()));
         assert_eq!(store.load(&v).await.unwrap(), Some(record.clone()));
 
         let mut changes = Changes::default();
@@ -291,7 +340,7 @@ mod tests {
         record.insert("b", json!(-0.5));
         changes.record_set("b");
         let got = store.update(&v, &record, &changes, expires()).await;
-        assert_eq!(got.unwrap(), Some(v.clone()));
+        assert_eq!(got.unwrap(), Updated::Written(v.clone()));
         assert_eq!(store.load(&v).await.unwrap(), Some(record));
         let shard = store.shard(&digest(&v));
         assert!(matches!(shard.map[&digest(&v)].data, Data::Json(_)));

@@ -52,24 +52,33 @@ pub(super) fn decode(reply: Value) -> Result<Option<Record>, Failure> {
     if pairs.is_empty() {
         return Ok(None);
     }
-    let mut version = None;
+    // The version decides how the rest reads: checked before any field.
+    let version = pairs
+        .iter()
+        .find(|(name, _)| name == VERSION_FIELD.as_bytes())
+        .map(|(_, v)| v.as_slice());
+    match version {
+        None => return Ok(None),
+        Some(v) if v != VERSION.as_bytes() => return Err(Failure::UnknownVersion),
+        Some(_) => {}
+    }
     let mut record = Record::new();
     for (name, value) in pairs {
         let name = std::str::from_utf8(&name).map_err(|_| Failure::Corrupt)?;
-        match parse_field(name) {
-            Field::Version => version = Some(value),
-            Field::Reserved => {}
-            Field::Key(key) => {
-                let value = serde_json::from_slice(&value).map_err(|_| Failure::Corrupt)?;
-                record.insert(key, value);
-            }
+        if let Field::Key(key) = parse_field(name) {
+            let value = serde_json::from_slice(&value).map_err(|_| Failure::Corrupt)?;
+            record.insert(key, value);
         }
     }
-    match version {
-        None => Ok(None),
-        Some(v) if v == VERSION.as_bytes() => Ok(Some(record)),
-        Some(_) => Err(Failure::UnknownVersion),
+    Ok(Some(record))
+}
+
+/// The flat field, value, ... array `take.lua` answers, as raw bytes.
+pub(super) fn raw_fields(items: Vec<Value>) -> Result<Vec<Vec<u8>>, Failure> {
+    if items.len() % 2 != 0 {
+        return Err(Failure::UnexpectedReply);
     }
+    items.into_iter().map(bytes).collect()
 }
 
 /// A hash's fields and values, as raw bytes.
@@ -171,7 +180,12 @@ mod tests {
             decode(Value::Int(3)),
             Err(Failure::UnexpectedReply)
         ));
-        let bad_utf8 = Value::Array(vec![Value::BulkString(vec![0xff]), bulk("1")]);
+        let bad_utf8 = Value::Array(vec![
+            bulk("\0v"),
+            bulk("1"),
+            Value::BulkString(vec![0xff]),
+            bulk("1"),
+        ]);
         assert!(matches!(decode(bad_utf8), Err(Failure::Corrupt)));
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use deadpool_redis::redis::{self, Value};
 
-use super::{storage_key, Changes, Expires, Record, Store};
+use super::{storage_key, Changes, Expires, Record, Store, Updated};
 use crate::error::Error;
 use crate::id::{self, Id};
 
@@ -242,7 +242,11 @@ impl Store for RedisStore {
             return Ok(None);
         }
         let reply: Value = self.run(cmd("HGETALL", &self.key(value))).await?;
-        format::decode(reply).map_err(Error::store)
+        format::decode(reply).map_err(|f| match f {
+            // SECURITY I44: ours, but unreadable: the layer starts afresh.
+            Failure::Corrupt => Error::unreadable(f),
+            f => Error::store(f),
+        })
     }
 
     async fn update(
@@ -251,18 +255,55 @@ impl Store for RedisStore {
         record: &Record,
         changes: &Changes,
         expires: Expires,
-    ) -> Result<Option<String>, Error> {
+    ) -> Result<Updated, Error> {
         if !id::is_valid(value) {
-            return Ok(None);
+            return Ok(Updated::Gone);
         }
         let key = self.key(value);
         let call = scripts().update(&key, record, changes, expires.ttl())?;
         match self.run::<i64>(call).await? {
-            1 => Ok(Some(value.to_owned())),
+            1 => Ok(Updated::Written(value.to_owned())),
+            // SECURITY I38: the merged record was empty and is deleted.
+            2 => Ok(Updated::Emptied),
             // SECURITY F28: deleted or expired; nothing was written.
-            0 => Ok(None),
+            0 => Ok(Updated::Gone),
             _ => Err(Error::store(Failure::UnexpectedReply)),
         }
+    }
+
+    /// Two round trips: `take.lua` applies the changes and takes the old
+    /// record out only if it exists (one atomic step, so a rotation racing a
+    /// logout brings nothing back), then `create.lua` writes it under a new
+    /// id. The old and new keys sit in different slots of a cluster, so no
+    /// single script could do both. If the second step fails the session is
+    /// lost (the user signs in again); it is never duplicated or revived.
+    async fn rotate(
+        &self,
+        old: &str,
+        record: &Record,
+        changes: &Changes,
+        expires: Expires,
+    ) -> Result<Updated, Error> {
+        if !id::is_valid(old) {
+            return Ok(Updated::Gone);
+        }
+        let call = scripts().take(&self.key(old), record, changes)?;
+        let fields = match self.run::<Value>(call).await? {
+            Value::Int(0) => return Ok(Updated::Gone),
+            Value::Int(2) => return Ok(Updated::Emptied),
+            Value::Array(items) => format::raw_fields(items).map_err(Error::store)?,
+            _ => return Err(Error::store(Failure::UnexpectedReply)),
+        };
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = (self.inner.ids)();
+            let call = scripts().create_raw(&self.key(id.as_str()), &fields, expires.ttl());
+            match self.run::<i64>(call).await? {
+                1 => return Ok(Updated::Written(id.as_str().to_owned())),
+                0 => tracing::warn!("session id collision in redis store; minting another id"),
+                _ => return Err(Error::store(Failure::UnexpectedReply)),
+            }
+        }
+        Err(Error::store(Failure::NoFreeId))
     }
 
     async fn touch(&self, value: &str, expires: Expires) -> Result<bool, Error> {

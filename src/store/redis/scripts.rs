@@ -16,8 +16,10 @@ use crate::store::{Changes, Record};
 
 /// Creates the hash only if the key does not exist; answers 1 or 0.
 const CREATE: &str = include_str!("create.lua");
-/// Applies changes only if the record exists; answers 1 or 0.
+/// Applies changes only if the record exists; answers 1, 2 (emptied) or 0.
 const UPDATE: &str = include_str!("update.lua");
+/// Applies changes and takes the record out, only if it exists.
+const TAKE: &str = include_str!("take.lua");
 
 /// The longest TTL sent to Redis (about 285,000 years): beyond any session,
 /// far below where `PEXPIRE` overflows.
@@ -26,6 +28,7 @@ const MAX_TTL_MS: u64 = 1 << 53;
 pub(super) struct Scripts {
     create: Script,
     update: Script,
+    take: Script,
 }
 
 pub(super) fn scripts() -> &'static Scripts {
@@ -33,6 +36,7 @@ pub(super) fn scripts() -> &'static Scripts {
     SCRIPTS.get_or_init(|| Scripts {
         create: Script::new(CREATE),
         update: Script::new(UPDATE),
+        take: Script::new(TAKE),
     })
 }
 
@@ -64,6 +68,22 @@ impl Scripts {
         Ok(call)
     }
 
+    /// `create.lua` for fields and values already in the hash's layout
+    /// (what `take.lua` answered).
+    pub(super) fn create_raw(
+        &self,
+        key: &str,
+        fields: &[Vec<u8>],
+        ttl: Duration,
+    ) -> ScriptInvocation<'_> {
+        let mut call = self.create.key(key);
+        call.arg(ttl_ms(ttl)).arg(VERSION_FIELD).arg(VERSION);
+        for f in fields {
+            call.arg(f.as_slice());
+        }
+        call
+    }
+
     /// `update.lua` applying `changes` to the record under `key`, with the
     /// values of the keys set taken from `record`.
     pub(super) fn update(
@@ -73,7 +93,28 @@ impl Scripts {
         changes: &Changes,
         ttl: Duration,
     ) -> Result<ScriptInvocation<'_>, Error> {
-        let mut call = self.update.key(key);
+        self.changes(&self.update, key, record, changes, ttl)
+    }
+
+    /// `take.lua`: the same changes, the record taken out.
+    pub(super) fn take(
+        &self,
+        key: &str,
+        record: &Record,
+        changes: &Changes,
+    ) -> Result<ScriptInvocation<'_>, Error> {
+        self.changes(&self.take, key, record, changes, Duration::ZERO)
+    }
+
+    fn changes<'a>(
+        &self,
+        script: &'a Script,
+        key: &str,
+        record: &Record,
+        changes: &Changes,
+        ttl: Duration,
+    ) -> Result<ScriptInvocation<'a>, Error> {
+        let mut call = script.key(key);
         let removed: Vec<&str> = changes.removed().collect();
         call.arg(ttl_ms(ttl))
             .arg(VERSION_FIELD)

@@ -6,7 +6,8 @@
 -- ARGV[5]  n, the number of removed fields that follow
 -- ARGV[6..5+n] removed fields
 -- ARGV[6+n..]  field, value, field, value, ... for the keys the request set
--- Returns 1 when applied, 0 (writing nothing) when the record is gone.
+-- Returns 1 when applied, 2 when the merged record had no session key left
+-- (it is deleted), 0 (writing nothing) when the record is gone.
 local key = KEYS[1]
 if redis.call('HEXISTS', key, ARGV[2]) == 0 then
   return 0
@@ -21,6 +22,11 @@ for i = 6, 5 + removed do
 end
 for i = 6 + removed, #ARGV - 1, 2 do
   redis.call('HSET', key, ARGV[i], ARGV[i + 1])
+end
+-- Only the version field left: the merged record is empty.
+if redis.call('HLEN', key) <= 1 then
+  redis.call('DEL', key)
+  return 2
 end
 redis.call('PEXPIRE', key, ARGV[1])
 return 1

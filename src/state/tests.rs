@@ -1,0 +1,140 @@
+use super::*;
+use crate::codec::Protection;
+use crate::config::CookieAttrs;
+use crate::key::Key;
+use serde_json::json;
+use std::time::Duration;
+
+fn with_cx<T>(f: impl FnOnce(&Cx<'_>) -> T) -> T {
+    let attrs = CookieAttrs::new("id").build().unwrap();
+    let codec = crate::codec::Codec::new(&[Key::generate()]);
+    let cx = Cx {
+        now: 1_000,
+        attrs: &attrs,
+        expiry: Expiry::default(),
+        absolute: None,
+        refresh: crate::expiry::Refresh::WhenHalfGone,
+        codec: &codec,
+        protection: Protection::Signed,
+    };
+    f(&cx)
+}
+
+fn issued(value: &str, settings: Option<Settings>) -> Issued {
+    Issued {
+        value: value.to_owned(),
+        envelope: Envelope {
+            created: 900,
+            issued: 900,
+            expires: 900 + 86_400,
+            settings: settings.map(Arc::new),
+        },
+        reissue: false,
+    }
+}
+
+// SECURITY I44: a cookie that was sent and rejected gets one removal cookie,
+// without any store operation.
+#[test]
+fn a_rejected_cookie_is_removed_once() {
+    with_cx(|cx| {
+        let mut st = State::from_cookies(Vec::new(), true);
+        assert!(!st.idle(false));
+        assert!(st.plan(cx, true, false).is_none());
+        let out: Vec<_> = st.take_outgoing().collect();
+        assert_eq!(out.len(), 1);
+        assert!(out[0].starts_with("id=; Max-Age=0"), "{}", out[0]);
+        assert!(st.plan(cx, true, false).is_none());
+        assert_eq!(st.take_outgoing().count(), 0);
+    });
+}
+
+// A verified cookie whose record is unknown: fresh session, cookie removed
+// when nothing is stored.
+#[test]
+fn an_unknown_record_removes_its_cookie_at_its_path() {
+    with_cx(|cx| {
+        let settings = Settings {
+            expiry: None,
+            cookie: CookieOptions::new().path("/app"),
+        };
+        let mut st = State::from_cookies(vec![issued("dead", Some(settings))], false);
+        assert_eq!(st.next_candidate(), Some("dead"));
+        st.reject_candidate();
+        assert_eq!(st.next_candidate(), None);
+        st.start_fresh(1_000);
+        assert!(st.plan(cx, true, false).is_none());
+        let out: Vec<_> = st.take_outgoing().collect();
+        assert_eq!(out.len(), 1);
+        assert!(out[0].contains("Max-Age=0") && out[0].contains("Path=/app"), "{}", out[0]);
+    });
+}
+
+// Emptying a session is an update (a diff), not a delete decided locally.
+#[test]
+fn emptying_is_sent_as_a_diff() {
+    with_cx(|cx| {
+        let mut st = State::from_cookies(vec![issued("v", None)], false);
+        st.accept([("a".to_owned(), json!(1))].into_iter().collect());
+        st.remove("a");
+        let plan = st.plan(cx, false, false).unwrap();
+        assert!(matches!(&plan.op, Op::Update { value, record } if value == "v" && record.is_empty()));
+        assert_eq!(plan.changes.removed().collect::<Vec<_>>(), vec!["a"]);
+        st.commit(cx, plan, Outcome::Emptied);
+        let out: Vec<_> = st.take_outgoing().collect();
+        assert!(out.len() == 1 && out[0].starts_with("id=; Max-Age=0"), "{out:?}");
+    });
+}
+
+// On a 5xx only deletions run: the old record of a cycle_id goes, nothing new
+// is written, and the cookie is removed.
+#[test]
+fn server_error_keeps_deletions_only() {
+    with_cx(|cx| {
+        let mut st = State::from_cookies(vec![issued("old", None)], false);
+        st.accept([("a".to_owned(), json!(1))].into_iter().collect());
+        st.cycle_id();
+        st.set("b", json!(2));
+        let plan = st.plan(cx, false, true).unwrap();
+        assert!(matches!(plan.op, Op::Nothing));
+        assert_eq!(plan.ended, vec!["old".to_owned()]);
+        st.commit(cx, plan, Outcome::Done);
+        let out: Vec<_> = st.take_outgoing().collect();
+        assert!(out.len() == 1 && out[0].starts_with("id=; Max-Age=0"), "{out:?}");
+    });
+}
+
+// SECURITY I42: a save that failed is not planned again until something changes.
+#[test]
+fn a_failed_save_is_not_planned_twice() {
+    with_cx(|cx| {
+        let mut st = State::from_cookies(vec![issued("v", None)], false);
+        st.accept(Record::new());
+        st.set("a", json!(1));
+        let plan = st.plan(cx, false, false).unwrap();
+        st.restore(plan);
+        st.save_failed();
+        assert!(st.plan(cx, false, false).is_none());
+        st.set("b", json!(2));
+        let plan = st.plan(cx, false, false).unwrap();
+        let set: Vec<_> = plan.changes.set().collect();
+        assert_eq!(set.len(), 2, "both the failed and the new change go: {set:?}");
+    });
+}
+
+// SECURITY I37: the session's own expiry decides every later plan.
+#[test]
+fn own_expiry_comes_from_the_cookie() {
+    with_cx(|cx| {
+        let settings = Settings {
+            expiry: Some(Expiry::OnInactivity(Duration::from_secs(300))),
+            cookie: CookieOptions::new(),
+        };
+        let mut st = State::from_cookies(vec![issued("v", Some(settings))], false);
+        st.accept(Record::new());
+        st.set("a", json!(1));
+        let plan = st.plan(cx, false, false).unwrap();
+        assert_eq!(plan.envelope.expires, 1_300);
+        assert_eq!(plan.expires.ttl(), Duration::from_secs(300));
+    });
+}
