@@ -235,7 +235,10 @@ mod tests {
             match s.expiry {
                 // Rounded up to whole seconds.
                 Some(Expiry::OnInactivity(_)) => {
-                    assert_eq!(back.expiry, Some(Expiry::OnInactivity(Duration::from_secs(2))));
+                    assert_eq!(
+                        back.expiry,
+                        Some(Expiry::OnInactivity(Duration::from_secs(2)))
+                    );
                     assert_eq!(back.cookie, s.cookie);
                 }
                 _ => assert_eq!(back, s),

@@ -45,7 +45,9 @@ fn settings_ride_in_the_envelope() {
     let c = codec();
     let settings = Settings {
         expiry: Some(Expiry::OnInactivity(Duration::from_secs(30 * 86_400))),
-        cookie: CookieOptions::new().path("/app").domain(Some("example.com")),
+        cookie: CookieOptions::new()
+            .path("/app")
+            .domain(Some("example.com")),
     };
     let env = Envelope {
         settings: Some(Arc::new(settings)),

@@ -269,8 +269,13 @@ impl State {
                 let len = encoded_len(cx.protection, plan.envelope.extra_len() + value.len());
                 let envelope = &plan.envelope;
                 self.cookie = Some(attrs.set_cookie_with(len, plan.max_age, |out| {
-                    cx.codec
-                        .encode_into(cx.protection, &attrs.name, envelope, value.as_bytes(), out);
+                    cx.codec.encode_into(
+                        cx.protection,
+                        &attrs.name,
+                        envelope,
+                        value.as_bytes(),
+                        out,
+                    );
                 }));
                 self.held = Some(place);
                 self.must_remove = false;

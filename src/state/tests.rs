@@ -66,7 +66,11 @@ fn an_unknown_record_removes_its_cookie_at_its_path() {
         assert!(st.plan(cx, true, false).is_none());
         let out: Vec<_> = st.take_outgoing().collect();
         assert_eq!(out.len(), 1);
-        assert!(out[0].contains("Max-Age=0") && out[0].contains("Path=/app"), "{}", out[0]);
+        assert!(
+            out[0].contains("Max-Age=0") && out[0].contains("Path=/app"),
+            "{}",
+            out[0]
+        );
     });
 }
 
@@ -78,11 +82,16 @@ fn emptying_is_sent_as_a_diff() {
         st.accept([("a".to_owned(), json!(1))].into_iter().collect());
         st.remove("a");
         let plan = st.plan(cx, false, false).unwrap();
-        assert!(matches!(&plan.op, Op::Update { value, record } if value == "v" && record.is_empty()));
+        assert!(
+            matches!(&plan.op, Op::Update { value, record } if value == "v" && record.is_empty())
+        );
         assert_eq!(plan.changes.removed().collect::<Vec<_>>(), vec!["a"]);
         st.commit(cx, plan, Outcome::Emptied);
         let out: Vec<_> = st.take_outgoing().collect();
-        assert!(out.len() == 1 && out[0].starts_with("id=; Max-Age=0"), "{out:?}");
+        assert!(
+            out.len() == 1 && out[0].starts_with("id=; Max-Age=0"),
+            "{out:?}"
+        );
     });
 }
 
@@ -100,7 +109,10 @@ fn server_error_keeps_deletions_only() {
         assert_eq!(plan.ended, vec!["old".to_owned()]);
         st.commit(cx, plan, Outcome::Done);
         let out: Vec<_> = st.take_outgoing().collect();
-        assert!(out.len() == 1 && out[0].starts_with("id=; Max-Age=0"), "{out:?}");
+        assert!(
+            out.len() == 1 && out[0].starts_with("id=; Max-Age=0"),
+            "{out:?}"
+        );
     });
 }
 
@@ -118,7 +130,11 @@ fn a_failed_save_is_not_planned_twice() {
         st.set("b", json!(2));
         let plan = st.plan(cx, false, false).unwrap();
         let set: Vec<_> = plan.changes.set().collect();
-        assert_eq!(set.len(), 2, "both the failed and the new change go: {set:?}");
+        assert_eq!(
+            set.len(),
+            2,
+            "both the failed and the new change go: {set:?}"
+        );
     });
 }
 

@@ -223,9 +223,17 @@ pub(super) async fn ttl_is_kept_by_the_store<St: Store>(s: &St) {
         "ttl: an expired record still loads"
     );
     let got = must("update", s.update(&short, &sample(), &c, expires_in(60))).await;
-    assert_eq!(got, Updated::Gone, "ttl: update resurrected an expired record");
+    assert_eq!(
+        got,
+        Updated::Gone,
+        "ttl: update resurrected an expired record"
+    );
     let rotated = must("rotate", s.rotate(&short, &sample(), &c, expires_in(60))).await;
-    assert_eq!(rotated, Updated::Gone, "ttl: rotate revived an expired record");
+    assert_eq!(
+        rotated,
+        Updated::Gone,
+        "ttl: rotate revived an expired record"
+    );
     // SECURITY I45: an expired record's id is never handed out again.
     for _ in 0..50 {
         let fresh = must("create", s.create(&sample(), expires_in(60))).await;
@@ -255,11 +263,20 @@ pub(super) async fn update_deletes_only_a_merged_empty_record<St: Store>(s: &St)
     b.insert("b", json!(2));
     written(
         "merged-empty: B's update",
-        must("update", s.update(&v, &b, &changes(&["b"], &[], false), expires_in(60))).await,
+        must(
+            "update",
+            s.update(&v, &b, &changes(&["b"], &[], false), expires_in(60)),
+        )
+        .await,
     );
     let got = must(
         "update",
-        s.update(&v, &Record::new(), &changes(&[], &["a"], false), expires_in(60)),
+        s.update(
+            &v,
+            &Record::new(),
+            &changes(&[], &["a"], false),
+            expires_in(60),
+        ),
     )
     .await;
     let v = written("merged-empty: A emptied its copy, B's key remains", got);
@@ -269,10 +286,19 @@ pub(super) async fn update_deletes_only_a_merged_empty_record<St: Store>(s: &St)
     // Now the last key goes: the record is deleted.
     let got = must(
         "update",
-        s.update(&v, &Record::new(), &changes(&[], &["b"], false), expires_in(60)),
+        s.update(
+            &v,
+            &Record::new(),
+            &changes(&[], &["b"], false),
+            expires_in(60),
+        ),
     )
     .await;
-    assert_eq!(got, Updated::Emptied, "merged-empty: an empty record was kept");
+    assert_eq!(
+        got,
+        Updated::Emptied,
+        "merged-empty: an empty record was kept"
+    );
     assert!(
         must("load", s.load(&v)).await.is_none(),
         "merged-empty: the emptied record still loads"
@@ -303,10 +329,19 @@ pub(super) async fn rotate_moves_the_record<St: Store>(s: &St) {
     );
     let emptied = must(
         "rotate",
-        s.rotate(&moved, &Record::new(), &changes(&[], &[], true), expires_in(60)),
+        s.rotate(
+            &moved,
+            &Record::new(),
+            &changes(&[], &[], true),
+            expires_in(60),
+        ),
     )
     .await;
-    assert_eq!(emptied, Updated::Emptied, "rotate of an emptied record kept it");
+    assert_eq!(
+        emptied,
+        Updated::Emptied,
+        "rotate of an emptied record kept it"
+    );
     assert!(must("load", s.load(&moved)).await.is_none());
 }
 
@@ -317,16 +352,21 @@ pub(super) async fn rotate_never_resurrects<St: Store>(s: &St) {
     must("delete", s.delete(&v)).await;
     let c = changes(&["n"], &[], false);
     let got = must("rotate", s.rotate(&v, &sample(), &c, expires_in(60))).await;
-    assert_eq!(got, Updated::Gone, "rotate of a deleted record did not answer Gone");
+    assert_eq!(
+        got,
+        Updated::Gone,
+        "rotate of a deleted record did not answer Gone"
+    );
     for _ in 0..20 {
         let v = must("create", s.create(&sample(), expires_in(60))).await;
         let record = sample();
-        let (rotated, deleted) = tokio::join!(
-            s.rotate(&v, &record, &c, expires_in(60)),
-            s.delete(&v)
-        );
+        let (rotated, deleted) =
+            tokio::join!(s.rotate(&v, &record, &c, expires_in(60)), s.delete(&v));
         deleted.expect("delete");
-        assert!(must("load", s.load(&v)).await.is_none(), "old id survived a logout");
+        assert!(
+            must("load", s.load(&v)).await.is_none(),
+            "old id survived a logout"
+        );
         match rotated.expect("rotate") {
             // The rotation ran first: the new id is a live session.
             Updated::Written(new) => assert!(must("load", s.load(&new)).await.is_some()),
@@ -342,14 +382,19 @@ pub(super) async fn deleted_ids_are_not_reused<St: Store>(s: &St) {
         let v = must("create", s.create(&sample(), expires_in(60))).await;
         must("delete", s.delete(&v)).await;
         let next = must("create", s.create(&sample(), expires_in(60))).await;
-        assert_ne!(next, v, "deleted_ids_are_not_reused: a deleted id was handed out again");
+        assert_ne!(
+            next, v,
+            "deleted_ids_are_not_reused: a deleted id was handed out again"
+        );
     }
 }
 
 // SECURITY I45: values and keys come back exactly: several KB, empty keys,
 // a leading NUL, Unicode.
 pub(super) async fn values_and_odd_keys_round_trip<St: Store>(s: &St) {
-    let long: String = (0..6000).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+    let long: String = (0..6000)
+        .map(|i| char::from(b'a' + (i % 26) as u8))
+        .collect();
     let record: Record = [
         (String::new(), json!("empty key")),
         ("\0lead".to_owned(), json!(1)),

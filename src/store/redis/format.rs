@@ -75,7 +75,7 @@ pub(super) fn decode(reply: Value) -> Result<Option<Record>, Failure> {
 
 /// The flat field, value, ... array `take.lua` answers, as raw bytes.
 pub(super) fn raw_fields(items: Vec<Value>) -> Result<Vec<Vec<u8>>, Failure> {
-    if items.len() % 2 != 0 {
+    if !items.len().is_multiple_of(2) {
         return Err(Failure::UnexpectedReply);
     }
     items.into_iter().map(bytes).collect()
@@ -89,7 +89,7 @@ fn pairs(reply: Value) -> Result<Pairs, Failure> {
     match reply {
         Value::Nil => Ok(Vec::new()),
         Value::Array(items) => {
-            if items.len() % 2 != 0 {
+            if !items.len().is_multiple_of(2) {
                 return Err(Failure::UnexpectedReply);
             }
             let mut items = items.into_iter();
