@@ -31,6 +31,8 @@ pub fn other_key() -> Key {
 pub enum Fail {
     Unavailable,
     Broken,
+    /// The record is there but cannot be decoded.
+    Unreadable,
 }
 
 /// A MemoryStore that records every operation and can be told to fail.
@@ -71,6 +73,7 @@ impl TestStore {
         match self.fail.lock().unwrap().get(op) {
             Some(Fail::Unavailable) => Err(Error::unavailable("connection refused")),
             Some(Fail::Broken) => Err(Error::store("corrupt reply")),
+            Some(Fail::Unreadable) => Err(Error::unreadable("bad JSON")),
             None => Ok(()),
         }
     }
