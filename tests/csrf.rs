@@ -1,4 +1,4 @@
-//! The CSRF layer (DESIGN §5) driving a real axum router.
+//! The CSRF layer driving a real axum router.
 
 mod common;
 

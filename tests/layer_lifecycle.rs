@@ -1,4 +1,4 @@
-//! The on-the-way-out table of DESIGN §3 and the session lifecycle.
+//! What goes out on the way out, and the session lifecycle.
 
 mod common;
 

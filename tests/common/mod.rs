@@ -35,16 +35,23 @@ pub enum Fail {
     Unreadable,
 }
 
-/// A MemoryStore that records every operation and can be told to fail.
+/// A store (a MemoryStore unless said otherwise) that records every
+/// operation and can be told to fail.
 #[derive(Clone)]
-pub struct TestStore {
-    pub inner: MemoryStore,
+pub struct TestStore<S = MemoryStore> {
+    pub inner: S,
     pub ops: Arc<Mutex<Vec<&'static str>>>,
     pub fail: Arc<Mutex<HashMap<&'static str, Fail>>>,
 }
 
 impl TestStore {
     pub fn new(inner: MemoryStore) -> Self {
+        Self::new_over(inner)
+    }
+}
+
+impl<S> TestStore<S> {
+    pub fn new_over(inner: S) -> Self {
         Self {
             inner,
             ops: Arc::default(),
@@ -79,7 +86,7 @@ impl TestStore {
     }
 }
 
-impl Store for TestStore {
+impl<S: Store + Clone> Store for TestStore<S> {
     async fn create(&self, record: &Record, expires: Expires) -> Result<String, Error> {
         self.enter("create")?;
         self.inner.create(record, expires).await
