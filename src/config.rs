@@ -57,7 +57,7 @@ impl CookieOptions {
     }
 
     /// `Max-Age` of the cookie and lifetime of the record, rolling: the same as
-    /// [`Expiry::OnInactivity`] for this session.
+    /// [`Expiry::OnInactivity`](crate::Expiry::OnInactivity) for this session.
     #[must_use]
     pub fn max_age(mut self, max_age: Duration) -> Self {
         self.max_age = Some(max_age);

@@ -573,3 +573,73 @@ async fn status_and_expiry_are_visible_to_handlers() {
         format!("true {:?} true", Expiry::OnInactivity(5 * MIN))
     );
 }
+
+// SECURITY I40: the CSRF token is rotated when the id is cycled: a token
+// known before the login is refused after it; the new one works.
+#[tokio::test]
+async fn cycle_id_rotates_the_csrf_token() {
+    use axum::body::Body;
+    use axum::http::{header, Request};
+    use axum::routing::post;
+    use sessio::csrf::{csrf_token, CsrfLayer, HEADER};
+
+    let app = Router::new()
+        .route(
+            "/token",
+            get(|s: Session| async move { csrf_token(&s).unwrap() }),
+        )
+        .route(
+            "/login",
+            post(|s: Session| async move {
+                s.cycle_id().unwrap();
+                s.set("user", "ada").unwrap();
+                "in"
+            }),
+        )
+        .route("/action", post(|| async { "done" }))
+        .layer(CsrfLayer::new())
+        .layer(SessionLayer::new(MemoryStore::new(), key()));
+    let post_with = |path: &str, cookie: &str, token: &str| {
+        Request::post(path)
+            .header(header::COOKIE, cookie)
+            .header(HEADER, token)
+            .body(Body::empty())
+            .unwrap()
+    };
+    let r = call(&app, "/token", None).await;
+    let (cookie, before) = (r.cookie("id").unwrap(), r.body);
+    let r = send(&app, post_with("/action", &cookie, &before)).await;
+    assert_eq!(r.status, StatusCode::OK, "the token works before the login");
+
+    let r = send(&app, post_with("/login", &cookie, &before)).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let cookie = r.cookie("id").unwrap();
+    let r = send(&app, post_with("/action", &cookie, &before)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "the pre-login token still works"
+    );
+
+    let after = call(&app, "/token", Some(&cookie)).await.body;
+    let r = send(&app, post_with("/action", &cookie, &after)).await;
+    assert_eq!(r.status, StatusCode::OK, "the new token is refused");
+}
+
+// SECURITY J47: a hundred forged cookies of the session's name cost a few
+// verifications and one WARN, and do not hide a good cookie among the first.
+#[tokio::test(flavor = "current_thread")]
+async fn many_forged_cookies_are_verified_a_few_at_most() {
+    let (_clock, _store, app) = clocked(Expiry::default());
+    let good = call(&app, "/incr", None).await.cookie("id").unwrap();
+    let forged = format!("id={}.{}", "A".repeat(4000), "B".repeat(43));
+    let mut header = vec![good.clone()];
+    header.extend(std::iter::repeat_n(forged, 90));
+    let (logs, _g) = Logs::capture();
+    let r = get_with(&app, "/read", &[&header.join("; ")]).await;
+    assert_eq!(r.body, "Some(1)");
+    let text = logs.text();
+    let warns: Vec<_> = text.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warns.len(), 1, "{text}");
+    assert!(warns[0].contains("skipped=88"), "{text}");
+}

@@ -49,7 +49,7 @@ fn a_rejected_cookie_is_removed_once() {
     });
 }
 
-// A verified cookie whose record is unknown: fresh session, cookie removed
+// SECURITY I44: a verified cookie whose record is unknown: fresh session, cookie removed
 // when nothing is stored.
 #[test]
 fn an_unknown_record_removes_its_cookie_at_its_path() {
@@ -74,7 +74,8 @@ fn an_unknown_record_removes_its_cookie_at_its_path() {
     });
 }
 
-// Emptying a session is an update (a diff), not a delete decided locally.
+// SECURITY I38: emptying a session is an update (a diff), not a delete
+// decided locally.
 #[test]
 fn emptying_is_sent_as_a_diff() {
     with_cx(|cx| {
@@ -95,7 +96,7 @@ fn emptying_is_sent_as_a_diff() {
     });
 }
 
-// On a 5xx only deletions run: the old record of a cycle_id goes, nothing new
+// SECURITY I41: on a 5xx only deletions run: the old record of a cycle_id goes, nothing new
 // is written, and the cookie is removed.
 #[test]
 fn server_error_keeps_deletions_only() {

@@ -80,7 +80,10 @@ type IdSource = dyn Fn() -> Id + Send + Sync;
 /// - saving is one script (`EVALSHA`): creation only where the key does not
 ///   exist (on a collision a new id is minted), an update only where the
 ///   record still exists, so a request that finishes after a logout or
-///   `cycle_id` never brings the old session back;
+///   `cycle_id` never brings the old session back; an update that leaves no
+///   session key deletes the hash in the same script;
+/// - a rotation (`cycle_id`) is two scripts: one takes the old record out
+///   only if it exists, the next creates it under the new id;
 /// - extending the TTL is one `PEXPIRE`, deleting one `DEL`.
 ///
 /// On a single Redis the store keeps one connection checked out of the pool
