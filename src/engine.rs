@@ -40,6 +40,8 @@ pub(crate) struct Shared<St> {
     pub(crate) expiry: Expiry,
     pub(crate) absolute: Option<Duration>,
     pub(crate) refresh: Refresh,
+    /// Mark responses made from a loaded session `Cache-Control: private`.
+    pub(crate) private: bool,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) on_error: ErrorHandler,
 }

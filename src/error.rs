@@ -40,6 +40,14 @@ pub enum Error {
         /// The limit, in bytes.
         limit: usize,
     },
+    /// A record over the store's size limit was not saved.
+    #[error("session record would be {size} bytes, over the store's {limit}-byte limit")]
+    RecordTooLarge {
+        /// Size of the record, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
     /// The record was deleted or expired between load and save (for example by a
     /// logout or `cycle_id` in a concurrent request); the change was not written.
     #[error("the session record no longer exists")]

@@ -17,6 +17,10 @@
 //! starting with `_flash` as reserved. Reading removes them and marks the
 //! session changed; if that response's save fails they stay in the store and
 //! are shown again.
+//!
+//! Each category keeps at most [`MAX_FLASHES`] messages, the newest: a page
+//! that adds a flash on every failed login cannot grow the session without
+//! bound.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -26,19 +30,23 @@ use crate::session::Session;
 
 const DEFAULT_KEY: &str = "_flash";
 
+/// The most flash messages kept per category (the oldest are dropped).
+pub const MAX_FLASHES: usize = 32;
+
 fn key(category: &str) -> String {
     format!("{DEFAULT_KEY}:{category}")
 }
 
 impl Session {
-    /// Adds a flash message to the default category.
+    /// Adds a flash message to the default category (keeping the newest
+    /// [`MAX_FLASHES`]).
     pub fn add_flash(&self, value: impl Serialize) -> Result<(), Error> {
-        self.push_list(DEFAULT_KEY, value)
+        self.push_list(DEFAULT_KEY, value, MAX_FLASHES)
     }
 
     /// Adds a flash message to `category`.
     pub fn add_flash_to(&self, category: &str, value: impl Serialize) -> Result<(), Error> {
-        self.push_list(&key(category), value)
+        self.push_list(&key(category), value, MAX_FLASHES)
     }
 
     /// Takes the flash messages of the default category, oldest first.

@@ -89,6 +89,7 @@ impl<St: Store> SessionLayer<St> {
             expiry: Expiry::default(),
             absolute: None,
             refresh: Refresh::default(),
+            private: true,
             clock: Arc::new(SystemClock),
             on_error: Arc::new(default_error_response),
         }
@@ -143,6 +144,7 @@ pub struct SessionLayerBuilder<St> {
     expiry: Expiry,
     absolute: Option<Duration>,
     refresh: Refresh,
+    private: bool,
     clock: Arc<dyn Clock>,
     on_error: ErrorHandler,
 }
@@ -219,7 +221,9 @@ impl<St: Store> SessionLayerBuilder<St> {
     }
 
     /// A limit counted from the session's creation that no activity extends.
-    /// Default none.
+    /// Default none for server-side stores; for the cookie store
+    /// [`DEFAULT_CLIENT_SIDE_ABSOLUTE`](crate::store::DEFAULT_CLIENT_SIDE_ABSOLUTE)
+    /// (7 days), so a copied cookie cannot be renewed forever.
     #[must_use]
     pub fn with_absolute_timeout(mut self, timeout: Duration) -> Self {
         self.absolute = Some(timeout);
@@ -232,6 +236,17 @@ impl<St: Store> SessionLayerBuilder<St> {
     #[must_use]
     pub fn with_refresh(mut self, refresh: Refresh) -> Self {
         self.refresh = refresh;
+        self
+    }
+
+    /// Whether a response made from a loaded, non-empty session gets
+    /// `Cache-Control: private` (a handler's `public` or `s-maxage` is
+    /// replaced) and `Vary: Cookie`, so a shared cache never hands one
+    /// visitor's page to the next. Default on. Responses that set the session
+    /// cookie are `no-store` for shared caches whatever this says.
+    #[must_use]
+    pub fn with_private_responses(mut self, private: bool) -> Self {
+        self.private = private;
         self
     }
 
@@ -285,6 +300,13 @@ impl<St: Store> SessionLayerBuilder<St> {
     }
 
     fn assemble(self, cookies: Vec<CookieAttrs>) -> SessionLayer<St> {
+        // SECURITY J50: a cookie that holds the session cannot be revoked;
+        // without a cap a copy could be renewed forever.
+        let absolute = self.absolute.or_else(|| {
+            self.store
+                .is_client_side()
+                .then_some(crate::store::DEFAULT_CLIENT_SIDE_ABSOLUTE)
+        });
         SessionLayer {
             shared: Arc::new(Shared {
                 protection: self.store.protection(),
@@ -292,8 +314,9 @@ impl<St: Store> SessionLayerBuilder<St> {
                 codec: Codec::new(self.keys.all()),
                 cookies,
                 expiry: self.expiry,
-                absolute: self.absolute,
+                absolute,
                 refresh: self.refresh,
+                private: self.private,
                 clock: self.clock,
                 on_error: self.on_error,
             }),

@@ -31,6 +31,7 @@ pub use codec::{Protection, MAX_COOKIE_LEN};
 pub use config::{CookieOptions, SameSite};
 pub use error::{BoxError, ConfigError, Error, SharedError};
 pub use expiry::{Expiry, Refresh, DEFAULT_IDLE, MAX_LIFETIME};
+pub use flash::MAX_FLASHES;
 pub use id::Id;
 pub use key::{Key, MIN_KEY_LEN};
 pub use layer::{SessionLayer, SessionLayerBuilder};

@@ -227,10 +227,15 @@ impl Session {
         Ok(items)
     }
 
-    /// Appends to the list under `key`.
-    pub(crate) fn push_list(&self, key: &str, value: impl Serialize) -> Result<(), Error> {
+    /// Appends to the list under `key`, keeping the newest `cap` items.
+    pub(crate) fn push_list(
+        &self,
+        key: &str,
+        value: impl Serialize,
+        cap: usize,
+    ) -> Result<(), Error> {
         let value = serde_json::to_value(value).map_err(Error::serialize)?;
-        self.loaded_state()?.push(key, value);
+        self.loaded_state()?.push(key, value, cap);
         Ok(())
     }
 }

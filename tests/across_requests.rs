@@ -643,3 +643,21 @@ async fn many_forged_cookies_are_verified_a_few_at_most() {
     assert_eq!(warns.len(), 1, "{text}");
     assert!(warns[0].contains("skipped=88"), "{text}");
 }
+
+// SECURITY J48: flash lists are capped per category; the newest are kept.
+#[tokio::test]
+async fn flash_lists_keep_the_newest_few() {
+    let (_clock, _store, app) = clocked(Expiry::default());
+    let mut cookie = call(&app, "/flash?v=0", None).await.cookie("id").unwrap();
+    for i in 1..40 {
+        cookie = call(&app, &format!("/flash?v={i}"), Some(&cookie))
+            .await
+            .cookie("id")
+            .unwrap_or(cookie);
+    }
+    let r = call(&app, "/flashes", Some(&cookie)).await;
+    let got: Vec<&str> = r.body.split(',').collect();
+    assert_eq!(got.len(), sessio::MAX_FLASHES);
+    assert_eq!(got.first(), Some(&"8"));
+    assert_eq!(got.last(), Some(&"39"));
+}

@@ -436,3 +436,52 @@ async fn stacked_layers_with_different_stores() {
     assert_eq!(r.body, "outer,inner");
     assert!(r.cookie("inner").is_some() && r.cookie("outer").is_some());
 }
+
+// SECURITY J53: a response that sets the session cookie is never cacheable
+// by a shared cache: a handler's `public` becomes `private, no-store`. A
+// response made from a loaded session is `private` and varies on Cookie,
+// unless the layer is told otherwise.
+#[tokio::test]
+async fn session_responses_are_never_shared_cacheable() {
+    let page = |write: bool| {
+        get(move |s: Session| async move {
+            if write {
+                s.set("a", 1).unwrap();
+            }
+            let _ = s.get::<u64>("a");
+            ([("cache-control", "public, max-age=600")], "page")
+        })
+    };
+    for private in [true, false] {
+        let app = Router::new()
+            .route("/write", page(true))
+            .route("/read", page(false))
+            .route(
+                "/plain",
+                get(|s: Session| async move { format!("{:?}", s.get::<u64>("a")) }),
+            )
+            .layer(
+                SessionLayer::builder(MemoryStore::new(), key())
+                    .with_private_responses(private)
+                    .build()
+                    .unwrap(),
+            );
+        let r = call(&app, "/write", None).await;
+        assert_eq!(r.header("cache-control"), Some("private, no-store"));
+        let cookie = r.cookie("id").unwrap();
+        let r = call(&app, "/read", Some(&cookie)).await;
+        assert!(r.set_cookies().is_empty());
+        let r2 = call(&app, "/plain", Some(&cookie)).await;
+        if private {
+            assert_eq!(r.header("cache-control"), Some("private"));
+            assert_eq!(r.header("vary"), Some("Cookie"));
+            assert_eq!(r2.header("cache-control"), Some("private"));
+        } else {
+            assert_eq!(r.header("cache-control"), Some("public, max-age=600"));
+            assert_eq!(r2.header("cache-control"), None);
+        }
+        // No session data, nothing personal: the page stays cacheable.
+        let r = call(&app, "/read", None).await;
+        assert_eq!(r.header("cache-control"), Some("public, max-age=600"));
+    }
+}

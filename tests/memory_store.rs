@@ -1,4 +1,7 @@
-//! MemoryStore specifics: bounded memory under churn, id collisions.
+//! MemoryStore specifics: bounded memory under churn and floods, id
+//! collisions, record size limits.
+
+mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -115,4 +118,63 @@ async fn records_come_back_exactly() {
     record.insert("deep", deep);
     let v = store.create(&record, e).await.unwrap();
     assert_eq!(store.load(&v).await.unwrap(), Some(record));
+}
+
+// SECURITY J46: a flood of new sessions stays within the store's capacity;
+// the least recently used go first, with a WARN, and a session in use stays.
+#[tokio::test(flavor = "current_thread")]
+async fn a_flood_of_sessions_stays_within_capacity() {
+    use common::{call, key, routes, Logs};
+    let store = MemoryStore::new().with_max_sessions(1_000);
+    let app = routes().layer(sessio::SessionLayer::new(store.clone(), key()));
+    let mine = call(&app, "/incr", None).await.cookie("id").unwrap();
+    let (logs, _g) = Logs::capture();
+    for i in 0..5_000 {
+        call(&app, "/incr", None).await;
+        if i % 100 == 0 {
+            // Keep using one session: it is never the least recently used.
+            assert_eq!(call(&app, "/read", Some(&mine)).await.body, "Some(1)");
+        }
+    }
+    assert!(store.len() <= 1_000, "{} sessions held", store.len());
+    assert!(logs.text().contains("evicted"), "no WARN on eviction");
+    assert_eq!(call(&app, "/read", Some(&mine)).await.body, "Some(1)");
+}
+
+// SECURITY J48: a record over the store's size limit is refused with a typed
+// error; the stored session is left as it was.
+#[tokio::test]
+async fn records_over_the_size_limit_are_refused() {
+    use common::{call, key, routes};
+    let store = MemoryStore::new().with_max_record_size(200);
+    let err = store
+        .create(
+            &[("k".to_owned(), serde_json::json!("x".repeat(300)))]
+                .into_iter()
+                .collect(),
+            expires_far(),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, sessio::Error::RecordTooLarge { limit: 200, .. }),
+        "{err:?}"
+    );
+    let app = routes().layer(sessio::SessionLayer::new(store.clone(), key()));
+    let cookie = call(&app, "/set?k=a&v=small", None)
+        .await
+        .cookie("id")
+        .unwrap();
+    let big = "y".repeat(300);
+    let r = call(&app, &format!("/set?k=a&v={big}"), Some(&cookie)).await;
+    assert_eq!(r.status, http::StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(r.set_cookies().is_empty());
+    let r = call(&app, "/delete?k=zzz", Some(&cookie)).await;
+    assert_eq!(r.status, http::StatusCode::OK);
+    assert_eq!(store.len(), 1, "the stored session is intact");
+}
+
+fn expires_far() -> Expires {
+    let ttl = std::time::Duration::from_secs(60);
+    Expires::new(std::time::SystemTime::now() + ttl, ttl)
 }

@@ -147,8 +147,9 @@ fn finish<St: Store, B: Default + Send + 'static>(
             }
         }
     }
+    let private = shared.private;
     if first.is_none() {
-        return Finished::Done(write_cookies(&sessions, res));
+        return Finished::Done(write_cookies(&sessions, res, private));
     }
     let shared = shared.clone();
     Finished::Saving(Box::pin(async move {
@@ -161,19 +162,28 @@ fn finish<St: Store, B: Default + Send + 'static>(
                 for (j, plan) in plans {
                     shared.put_back(&sessions[j].inner, plan);
                 }
-                return write_cookies(&sessions, error_response(&shared, &err));
+                return write_cookies(&sessions, error_response(&shared, &err), private);
             }
         }
-        write_cookies(&sessions, res)
+        write_cookies(&sessions, res, private)
     }))
 }
 
-/// Appends each session's pending `Set-Cookie` headers, with `Cache-Control:
-/// no-store` (unless the handler set its own) and `Vary: Cookie` when any.
-fn write_cookies<B>(sessions: &[Session], mut res: Response<B>) -> Response<B> {
+/// Appends each session's pending `Set-Cookie` headers. A response that sets
+/// one is never stored by a shared cache: `Cache-Control: no-store` unless the
+/// handler set its own, and a handler's `public` or `s-maxage` becomes
+/// `private, no-store`. With `private`, a response made from a loaded,
+/// non-empty session gets `Cache-Control: private` (or loses its `public`).
+/// Either way `Vary: Cookie` is added.
+fn write_cookies<B>(sessions: &[Session], mut res: Response<B>, private: bool) -> Response<B> {
     let mut wrote = false;
+    let mut personal = false;
     for s in sessions {
-        let cookies = s.state().take_outgoing();
+        let (cookies, mine) = {
+            let mut st = s.state();
+            (st.take_outgoing(), private && st.is_personal())
+        };
+        personal |= mine;
         for cookie in cookies {
             match HeaderValue::try_from(cookie) {
                 Ok(v) => {
@@ -191,22 +201,50 @@ fn write_cookies<B>(sessions: &[Session], mut res: Response<B>) -> Response<B> {
             }
         }
     }
-    if wrote {
-        let headers = res.headers_mut();
-        if !headers.contains_key(CACHE_CONTROL) {
+    if !wrote && !personal {
+        return res;
+    }
+    let headers = res.headers_mut();
+    // SECURITY J53: never cacheable by a shared cache.
+    let shared_cacheable = headers
+        .get_all(CACHE_CONTROL)
+        .iter()
+        .any(|v| v.to_str().map_or(true, allows_shared_cache));
+    match (headers.contains_key(CACHE_CONTROL), wrote) {
+        (false, true) => {
             headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
         }
-        let varies = headers.get_all(VARY).iter().any(|v| {
-            v.to_str().is_ok_and(|v| {
-                v.split(',')
-                    .any(|t| t.trim().eq_ignore_ascii_case("cookie") || t.trim() == "*")
-            })
-        });
-        if !varies {
-            headers.append(VARY, HeaderValue::from_static("Cookie"));
+        (false, false) => {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
         }
+        (true, true) if shared_cacheable => {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
+        }
+        (true, false) if shared_cacheable => {
+            headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
+        }
+        _ => {}
+    }
+    let varies = headers.get_all(VARY).iter().any(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("cookie") || t.trim() == "*")
+        })
+    });
+    if !varies {
+        headers.append(VARY, HeaderValue::from_static("Cookie"));
     }
     res
+}
+
+/// `true` when a `Cache-Control` value lets a shared cache store the response.
+fn allows_shared_cache(value: &str) -> bool {
+    value.split(',').any(|d| {
+        let d = d.trim();
+        d.eq_ignore_ascii_case("public")
+            || d.get(..8)
+                .is_some_and(|p| p.eq_ignore_ascii_case("s-maxage"))
+    })
 }
 
 fn error_response<St, B: Default>(shared: &Shared<St>, err: &Error) -> Response<B> {

@@ -169,6 +169,12 @@ impl State {
             && !(refresh_every && self.first.is_some())
     }
 
+    /// A stored, non-empty session was loaded: the response was made for
+    /// one visitor.
+    pub(crate) fn is_personal(&self) -> bool {
+        self.loaded && self.current.is_some() && !self.data.is_empty()
+    }
+
     /// The value of the next candidate to try, if any remains.
     pub(crate) fn next_candidate(&self) -> Option<&str> {
         match self.tried {
@@ -302,13 +308,17 @@ impl State {
         }
     }
 
-    /// Appends `value` to the list under `key`.
-    pub(crate) fn push(&mut self, key: &str, value: Value) {
+    /// Appends `value` to the list under `key`, dropping the oldest items
+    /// past `cap`.
+    pub(crate) fn push(&mut self, key: &str, value: Value, cap: usize) {
         let mut list = match self.data.remove(key) {
             Some(Value::Array(items)) => items,
             _ => Vec::new(),
         };
         list.push(value);
+        if list.len() > cap {
+            list.drain(..list.len() - cap);
+        }
         self.data.insert(key, Value::Array(list));
         self.changes.record_set(key);
         self.changed();

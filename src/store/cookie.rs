@@ -33,6 +33,12 @@
 //!   expiry itself, whatever the browser does with `Max-Age`, so keep the
 //!   window short ([`Expiry::OnInactivity`](crate::Expiry::OnInactivity), an
 //!   [absolute timeout](crate::SessionLayerBuilder::with_absolute_timeout)).
+//! - **Stop a copy being renewed.** A rolling session is re-sealed whenever a
+//!   request reads it past half its window, so a copy that keeps being used
+//!   keeps being renewed. A layer over this store therefore has an absolute
+//!   timeout by default ([`DEFAULT_CLIENT_SIDE_ABSOLUTE`](crate::store::DEFAULT_CLIENT_SIDE_ABSOLUTE),
+//!   7 days from the session's creation); set your own with
+//!   [`with_absolute_timeout`](crate::SessionLayerBuilder::with_absolute_timeout).
 //! - **Keep data secret in signed-only mode.** A signed cookie is base64 of
 //!   the JSON: anyone holding it reads every key and value. Tampering is still
 //!   detected. The default, encrypted mode hides the data.
@@ -148,6 +154,10 @@ impl CookieStore {
 impl Store for CookieStore {
     fn protection(&self) -> Protection {
         self.protection
+    }
+
+    fn is_client_side(&self) -> bool {
+        true
     }
 
     async fn create(&self, record: &Record, _expires: Expires) -> Result<String, Error> {

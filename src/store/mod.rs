@@ -158,7 +158,7 @@ pub use record::{Changes, Expires, Record};
 mod memory;
 #[cfg(feature = "memory-store")]
 #[cfg_attr(docsrs, doc(cfg(feature = "memory-store")))]
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, DEFAULT_MAX_SESSIONS};
 
 // Public so its module docs (what a client-side store cannot do, key
 // rotation, when to choose Redis) are rendered.
@@ -190,6 +190,15 @@ pub trait Store: Send + Sync + 'static {
     /// whose values are random ids, keep the default ([`Protection::Signed`]).
     fn protection(&self) -> Protection {
         Protection::Signed
+    }
+
+    /// `true` for a store whose cookie carries the whole session, so that a
+    /// copied cookie cannot be revoked before its sealed expiry. The layer
+    /// then caps sessions with [`DEFAULT_CLIENT_SIDE_ABSOLUTE`] unless an
+    /// absolute timeout is set, so a copy cannot be renewed forever.
+    /// Server-side stores keep the default, `false`.
+    fn is_client_side(&self) -> bool {
+        false
     }
 
     /// Stores a new record and returns the value for the cookie. Never
@@ -246,6 +255,12 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes the record; deleting a missing record is not an error.
     fn delete(&self, value: &str) -> impl Future<Output = Result<(), Error>> + Send;
 }
+
+/// The absolute timeout a layer over a client-side store
+/// ([`Store::is_client_side`], the cookie store) gets when none is set: 7
+/// days from the session's creation, whatever its activity.
+pub const DEFAULT_CLIENT_SIDE_ABSOLUTE: std::time::Duration =
+    std::time::Duration::from_secs(7 * 24 * 60 * 60);
 
 /// What [`Store::update`] and [`Store::rotate`] did.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -113,3 +113,35 @@ async fn rolling_expiry_past_half_window_reseals() {
         assert_eq!(send(&layer, "/read", Some(&new)).await.n(), Some(1));
     }
 }
+
+// SECURITY J50: a cookie-store session renewed again and again (a copied
+// cookie in use) still ends at the default absolute timeout.
+#[tokio::test]
+async fn renewals_end_at_the_default_absolute_timeout() {
+    let clock = ManualClock::new(start());
+    let layer = SessionLayer::builder(CookieStore::new(), key(1))
+        .with_expiry(Expiry::OnInactivity(Duration::from_secs(86_400)))
+        .with_clock(clock.clone())
+        .build()
+        .expect("valid layer");
+    let mut pair = send(&layer, "/incr", None).await.pair();
+    let step = Duration::from_secs(13 * 3600);
+    let mut renewed = 0;
+    for _ in 0..12 {
+        clock.advance(step);
+        let r = send(&layer, "/read", Some(&pair)).await;
+        if r.n() != Some(1) {
+            break;
+        }
+        renewed += 1;
+        if r.set_cookie.is_some() {
+            pair = r.pair();
+        }
+    }
+    // 12 x 13 h = 156 h, within 7 days; the next, at 169 h, is past them.
+    assert_eq!(renewed, 12, "the chain broke early");
+    clock.advance(step);
+    send(&layer, "/read", Some(&pair))
+        .await
+        .assert_fresh("a renewal chain outlived the absolute timeout");
+}

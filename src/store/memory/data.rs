@@ -30,6 +30,14 @@ impl Data {
             .map_err(Error::serialize)
     }
 
+    /// Bytes of JSON (for deep data, of its JSON had it been readable).
+    pub(super) fn size(&self) -> usize {
+        match self {
+            Self::Json(json) => json.len(),
+            Self::Deep(record) => serde_json::to_vec(record).map_or(usize::MAX, |v| v.len()),
+        }
+    }
+
     /// `true` when the record has no keys.
     pub(super) fn is_empty(&self) -> bool {
         match self {

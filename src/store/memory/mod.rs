@@ -1,10 +1,7 @@
 //! An in-process store: the embedded default for development and tests.
 
-use std::collections::HashMap;
 use std::fmt;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
 
 use sha2::{Digest, Sha256};
 
@@ -14,26 +11,40 @@ use crate::error::Error;
 use crate::id::{self, Id};
 
 mod data;
+mod shard;
 use data::Data;
+use shard::Shard;
 
 const SHARDS: usize = 16;
-const MIN_SWEEP: usize = 64;
+
+/// How many sessions a [`MemoryStore`] holds by default: 100,000 (about
+/// 25 MiB with small sessions). Past it, the least recently used make room.
+pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 
 type IdSource = dyn Fn() -> Id + Send + Sync;
 
 /// Sessions in a sharded in-process map.
 ///
-/// Nothing to run, safe under concurrent use, and bounded: each shard sweeps
-/// out expired records whenever it has doubled in size since its last sweep,
-/// and a read never returns an expired record. Records are keyed by the
-/// SHA-256 of the id and kept as compact JSON, about 200 bytes per session
-/// beyond the data itself. Clones share the same sessions. Sessions do not survive
-/// a restart and are not shared between processes; use the Redis store for that.
+/// Nothing to run, safe under concurrent use, and bounded twice: each shard
+/// sweeps out expired records whenever it has doubled in size since its last
+/// sweep (a read never returns an expired record), and the store holds at
+/// most [`DEFAULT_MAX_SESSIONS`] records unless told otherwise
+/// ([`with_max_sessions`](Self::with_max_sessions)): when full, the least
+/// recently used sessions are evicted, with a WARN, so a flood of anonymous
+/// visitors cannot grow memory without bound. Records are keyed by the
+/// SHA-256 of the id and kept as compact JSON, about 250 bytes per session
+/// of 100 bytes of data. Clones share the same sessions. Sessions do not
+/// survive a restart and are not shared between processes; use the Redis
+/// store for that.
 ///
 /// ```
 /// use sessio::{Key, MemoryStore, SessionLayer};
 ///
 /// let layer = SessionLayer::new(MemoryStore::new(), Key::generate());
+/// let bounded = MemoryStore::new()
+///     .with_max_sessions(10_000)
+///     .with_max_record_size(16 * 1024);
+/// assert_eq!(bounded.max_sessions(), 10_000);
 /// # let _ = layer;
 /// ```
 #[derive(Clone)]
@@ -44,48 +55,9 @@ pub struct MemoryStore {
 struct Inner {
     shards: [Mutex<Shard>; SHARDS],
     clock: Arc<dyn Clock>,
-    ids: Box<IdSource>,
-}
-
-struct Shard {
-    map: HashMap<[u8; 32], Entry, BuildHasherDefault<DigestHasher>>,
-    sweep_at: usize,
-}
-
-/// A record and when it expires.
-struct Entry {
-    data: Data,
-    expires: SystemTime,
-}
-
-/// The map keys are SHA-256 digests, already uniform, so eight of their bytes
-/// are the hash (byte 0, which picks the shard, is not among them). Safe from
-/// flooding: only ids this store minted are ever inserted.
-#[derive(Default)]
-struct DigestHasher(u64);
-
-impl Hasher for DigestHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        match bytes.get(8..16) {
-            Some(word) => {
-                let mut b = [0u8; 8];
-                b.copy_from_slice(word);
-                self.0 ^= u64::from_le_bytes(b);
-            }
-            None => {
-                for &b in bytes {
-                    self.0 = self.0.rotate_left(8) ^ u64::from(b);
-                }
-            }
-        }
-    }
-
-    // The array's length prefix: the same for every key.
-    fn write_usize(&mut self, _: usize) {}
+    ids: Arc<IdSource>,
+    max_sessions: usize,
+    max_record: Option<usize>,
 }
 
 impl Default for MemoryStore {
@@ -97,41 +69,74 @@ impl Default for MemoryStore {
 impl MemoryStore {
     /// An empty store on the system clock.
     pub fn new() -> Self {
-        Self::build(Arc::new(SystemClock), Box::new(Id::generate))
+        Self::with_clock(SystemClock)
     }
 
     /// An empty store whose expiry follows `clock` (share it with the layer's
     /// [`with_clock`](crate::SessionLayerBuilder::with_clock) in tests).
     pub fn with_clock(clock: impl Clock) -> Self {
-        Self::build(Arc::new(clock), Box::new(Id::generate))
+        Self::build(
+            Arc::new(clock),
+            Arc::new(Id::generate),
+            DEFAULT_MAX_SESSIONS,
+            None,
+        )
     }
 
     /// Replaces the id generator, keeping the clock. Meant for tests that force
     /// id collisions; production code keeps the default CSPRNG ids.
     #[must_use]
     pub fn with_id_generator(self, ids: impl Fn() -> Id + Send + Sync + 'static) -> Self {
-        let clock = self.inner.clock.clone();
-        Self::build(clock, Box::new(ids))
+        let i = &self.inner;
+        Self::build(i.clock.clone(), Arc::new(ids), i.max_sessions, i.max_record)
     }
 
-    fn build(clock: Arc<dyn Clock>, ids: Box<IdSource>) -> Self {
+    /// The most sessions the store holds; past it the least recently used
+    /// are evicted (a WARN says how many live ones went). Default
+    /// [`DEFAULT_MAX_SESSIONS`]. Gives a new, empty store: call it when
+    /// building the store.
+    #[must_use]
+    pub fn with_max_sessions(self, max: usize) -> Self {
+        let i = &self.inner;
+        Self::build(i.clock.clone(), i.ids.clone(), max.max(1), i.max_record)
+    }
+
+    /// The largest record the store accepts, in bytes of JSON; a save past it
+    /// fails with [`Error::RecordTooLarge`] (as gorilla's `MaxLength`).
+    /// Default none. Gives a new, empty store: call it when building the
+    /// store.
+    #[must_use]
+    pub fn with_max_record_size(self, bytes: usize) -> Self {
+        let i = &self.inner;
+        Self::build(i.clock.clone(), i.ids.clone(), i.max_sessions, Some(bytes))
+    }
+
+    /// The most sessions the store holds.
+    pub fn max_sessions(&self) -> usize {
+        self.inner.max_sessions
+    }
+
+    fn build(
+        clock: Arc<dyn Clock>,
+        ids: Arc<IdSource>,
+        max_sessions: usize,
+        max_record: Option<usize>,
+    ) -> Self {
+        let per_shard = max_sessions.div_ceil(SHARDS);
         Self {
             inner: Arc::new(Inner {
-                shards: std::array::from_fn(|_| {
-                    Mutex::new(Shard {
-                        map: HashMap::default(),
-                        sweep_at: MIN_SWEEP,
-                    })
-                }),
+                shards: std::array::from_fn(|_| Mutex::new(Shard::new(per_shard))),
                 clock,
                 ids,
+                max_sessions,
+                max_record,
             }),
         }
     }
 
     /// Number of records held, expired ones not yet swept included.
     pub fn len(&self) -> usize {
-        self.inner.shards.iter().map(|s| lock(s).map.len()).sum()
+        self.inner.shards.iter().map(|s| lock(s).len()).sum()
     }
 
     /// `true` when no record is held.
@@ -151,29 +156,38 @@ impl MemoryStore {
         lock(&self.inner.shards[key[0] as usize % SHARDS])
     }
 
-    /// The record under `value` if it is a well-formed id and not expired.
-    fn with_live<T>(&self, value: &str, f: impl FnOnce(&mut Entry) -> T) -> Option<T> {
-        if !id::is_valid(value) {
-            return None;
-        }
-        let key = digest(value);
-        let now = self.inner.clock.now();
-        let mut shard = self.shard(&key);
-        match shard.map.get_mut(&key) {
-            Some(e) if e.expires > now => Some(f(e)),
-            Some(_) => {
-                shard.map.remove(&key);
-                None
-            }
-            None => None,
+    /// `data` if it fits the size limit.
+    fn checked(&self, data: Data) -> Result<Data, Error> {
+        match (self.inner.max_record, data.size()) {
+            (Some(limit), size) if size > limit => Err(Error::RecordTooLarge { size, limit }),
+            _ => Ok(data),
         }
     }
-}
 
-impl Shard {
-    fn sweep(&mut self, now: SystemTime) {
-        self.map.retain(|_, e| e.expires > now);
-        self.sweep_at = (self.map.len() * 2).max(MIN_SWEEP);
+    /// Inserts `data` under a freshly minted id; never over a live record.
+    fn insert_new(&self, data: Data, expires: Expires) -> String {
+        let now = self.inner.clock.now();
+        loop {
+            let id = (self.inner.ids)();
+            let key = digest(id.as_str());
+            let mut shard = self.shard(&key);
+            if shard.contains_live(&key, now) {
+                // SECURITY A2: never overwrite; mint another id.
+                tracing::warn!("session id collision in memory store; minting another id");
+                continue;
+            }
+            let evicted = shard.insert(key, data, expires.at, now);
+            drop(shard);
+            if evicted > 0 {
+                // SECURITY J46: bounded, and it says so.
+                tracing::warn!(
+                    evicted,
+                    max_sessions = self.inner.max_sessions,
+                    "memory store full; evicted the least recently used sessions"
+                );
+            }
+            return id.as_str().to_owned();
+        }
     }
 }
 
@@ -187,42 +201,20 @@ fn digest(id: &str) -> [u8; 32] {
     Sha256::digest(id.as_bytes()).into()
 }
 
-impl MemoryStore {
-    /// Inserts `data` under a freshly minted id; never over a live record.
-    fn insert_new(&self, data: Data, expires: Expires) -> String {
-        let now = self.inner.clock.now();
-        loop {
-            let id = (self.inner.ids)();
-            let key = digest(id.as_str());
-            let mut shard = self.shard(&key);
-            if shard.map.get(&key).is_some_and(|e| e.expires > now) {
-                // SECURITY A2: never overwrite; mint another id.
-                tracing::warn!("session id collision in memory store; minting another id");
-                continue;
-            }
-            if shard.map.len() >= shard.sweep_at {
-                shard.sweep(now);
-            }
-            shard.map.insert(
-                key,
-                Entry {
-                    data,
-                    expires: expires.at,
-                },
-            );
-            return id.as_str().to_owned();
-        }
-    }
-}
-
 impl Store for MemoryStore {
     async fn create(&self, record: &Record, expires: Expires) -> Result<String, Error> {
-        let data = Data::new(record)?;
+        let data = self.checked(Data::new(record)?)?;
         Ok(self.insert_new(data, expires))
     }
 
     async fn load(&self, value: &str) -> Result<Option<Record>, Error> {
-        self.with_live(value, |e| e.data.record()).transpose()
+        if !id::is_valid(value) {
+            return Ok(None);
+        }
+        let key = digest(value);
+        let now = self.inner.clock.now();
+        let mut shard = self.shard(&key);
+        shard.live(&key, now).map(|e| e.data.record()).transpose()
     }
 
     async fn update(
@@ -240,16 +232,12 @@ impl Store for MemoryStore {
         // The merge and the emptiness check under one shard lock: a
         // concurrent update of another key is either in the merge or after it.
         let mut shard = self.shard(&key);
-        let Some(e) = shard.map.get_mut(&key) else {
+        let Some(e) = shard.live(&key, now) else {
             return Ok(Updated::Gone);
         };
-        if e.expires <= now {
-            shard.map.remove(&key);
-            return Ok(Updated::Gone);
-        }
-        let merged = e.data.apply(changes, record)?;
+        let merged = self.checked(e.data.apply(changes, record)?)?;
         if merged.is_empty() {
-            shard.map.remove(&key);
+            shard.remove(&key);
             return Ok(Updated::Emptied);
         }
         e.data = merged;
@@ -271,11 +259,10 @@ impl Store for MemoryStore {
         let now = self.inner.clock.now();
         // Taken out under its shard lock: from here on the old id is dead
         // for everyone, and the new one is known to no one until we answer.
-        let taken = self.shard(&key).map.remove(&key);
-        let Some(e) = taken.filter(|e| e.expires > now) else {
+        let Some(e) = self.shard(&key).remove(&key).filter(|e| e.expires > now) else {
             return Ok(Updated::Gone);
         };
-        let merged = e.data.apply(changes, record)?;
+        let merged = self.checked(e.data.apply(changes, record)?)?;
         if merged.is_empty() {
             return Ok(Updated::Emptied);
         }
@@ -283,13 +270,22 @@ impl Store for MemoryStore {
     }
 
     async fn touch(&self, value: &str, expires: Expires) -> Result<bool, Error> {
-        Ok(self.with_live(value, |e| e.expires = expires.at).is_some())
+        if !id::is_valid(value) {
+            return Ok(false);
+        }
+        let key = digest(value);
+        let now = self.inner.clock.now();
+        let mut shard = self.shard(&key);
+        Ok(shard
+            .live(&key, now)
+            .map(|e| e.expires = expires.at)
+            .is_some())
     }
 
     async fn delete(&self, value: &str) -> Result<(), Error> {
         if id::is_valid(value) {
             let key = digest(value);
-            self.shard(&key).map.remove(&key);
+            self.shard(&key).remove(&key);
         }
         Ok(())
     }
@@ -299,6 +295,7 @@ impl fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MemoryStore")
             .field("len", &self.len())
+            .field("max_sessions", &self.inner.max_sessions)
             .finish_non_exhaustive()
     }
 }
@@ -307,7 +304,7 @@ impl fmt::Debug for MemoryStore {
 mod tests {
     use super::*;
     use serde_json::{json, Value};
-    use std::time::Duration;
+    use std::time::{Duration, SystemTime};
 
     fn expires() -> Expires {
         let ttl = Duration::from_secs(60);
@@ -342,7 +339,8 @@ mod tests {
         let got = store.update(&v, &record, &changes, expires()).await;
         assert_eq!(got.unwrap(), Updated::Written(v.clone()));
         assert_eq!(store.load(&v).await.unwrap(), Some(record));
-        let shard = store.shard(&digest(&v));
-        assert!(matches!(shard.map[&digest(&v)].data, Data::Json(_)));
+        let mut shard = store.shard(&digest(&v));
+        let e = shard.live(&digest(&v), SystemTime::now()).unwrap();
+        assert!(matches!(e.data, Data::Json(_)));
     }
 }
