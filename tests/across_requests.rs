@@ -642,6 +642,17 @@ async fn many_forged_cookies_are_verified_a_few_at_most() {
     let warns: Vec<_> = text.lines().filter(|l| l.contains("WARN")).collect();
     assert_eq!(warns.len(), 1, "{text}");
     assert!(warns[0].contains("skipped=88"), "{text}");
+
+    // Forged ones first: three are tried, the rest skipped unread, one WARN
+    // (a good cookie behind them is skipped too: the documented price).
+    header.rotate_left(1);
+    let (logs, _g) = Logs::capture();
+    let r = get_with(&app, "/read", &[&header.join("; ")]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let text = logs.text();
+    let warns: Vec<_> = text.lines().filter(|l| l.contains("WARN")).collect();
+    assert_eq!(warns.len(), 1, "{text}");
+    assert!(warns[0].contains("rejected=3") && warns[0].contains("skipped=88"), "{text}");
 }
 
 // SECURITY J48: flash lists are capped per category; the newest are kept.
