@@ -27,14 +27,30 @@ pub enum SessionRejection {
     Load(#[source] Error),
 }
 
+impl SessionRejection {
+    /// The status the rejection answers with: 500 for a missing layer, the
+    /// store error's status (503 when unreachable) for a failed load.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::MissingLayer => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Load(err) => err.status(),
+        }
+    }
+
+    /// The body the rejection answers with: the reason for a missing layer
+    /// (a programming error worth showing), nothing for a store failure
+    /// (its details go to the log, not to clients).
+    pub fn body_text(&self) -> String {
+        match self {
+            Self::MissingLayer => self.to_string(),
+            Self::Load(_) => String::new(),
+        }
+    }
+}
+
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
-        match self {
-            Self::MissingLayer => {
-                (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
-            }
-            Self::Load(err) => err.status().into_response(),
-        }
+        (self.status(), self.body_text()).into_response()
     }
 }
 

@@ -1,5 +1,104 @@
-#![doc = include_str!("../README.md")]
+//! HTTP sessions for [tower](https://docs.rs/tower) and
+//! [axum](https://docs.rs/axum): signed or encrypted cookies, a pluggable
+//! [`Store`], and the behaviour a login needs — lazy loading, writes only
+//! when something changed, id rotation, expiry enforced on the server, and
+//! store failures answered with a clear status instead of a silently empty
+//! session.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use sessio::{Key, MemoryStore, Session, SessionLayer};
+//!
+//! async fn incr(session: Session) -> Result<String, sessio::Error> {
+//!     let n: u64 = session.get("n")?.unwrap_or(0);
+//!     session.set("n", n + 1)?;
+//!     Ok(n.to_string())
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/incr", get(incr))
+//!     .layer(SessionLayer::new(MemoryStore::new(), Key::generate()));
+//! # let _ = app;
+//! ```
+//!
+//! # How one request flows
+//!
+//! 1. [`SessionService`] reads every `Cookie` header line, verifies the
+//!    session cookie's signature (or opens its encryption) and the times
+//!    sealed in it, and puts an unloaded [`Session`] in the request's
+//!    extensions. No store I/O yet.
+//! 2. The handler extracts [`Session`] (or calls [`Session::load`]): the
+//!    store is read once. The first verified cookie with a live record
+//!    wins; otherwise the session starts fresh. A store that cannot be
+//!    reached makes the layer answer with its error handler (503).
+//! 3. The handler reads and changes the data synchronously (`get`, `set`,
+//!    `delete`, flashes), and may call [`Session::cycle_id`],
+//!    [`Session::destroy`], [`Session::set_expiry`],
+//!    [`Session::set_options`] or [`Session::save`].
+//! 4. On the way out, the layer plans each session: nothing for an
+//!    untouched or unchanged session, one store write (a per-key diff) for a
+//!    change, a TTL refresh past half a rolling window, deletions for
+//!    `destroy` (even on a 5xx), and the `Set-Cookie` headers that tell the
+//!    browser — the cookie, or its removal at the place it was issued.
+//!
+//! # What goes out
+//!
+//! | situation | store | `Set-Cookie` |
+//! |---|---|---|
+//! | the session was never loaded | nothing (a TTL refresh with [`Refresh::OnEveryRequest`]) | nothing |
+//! | read only, not past half its window | nothing | nothing |
+//! | read only, past half a rolling window, or its settings changed | TTL extended, data not rewritten | the cookie, re-issued |
+//! | changed | one write of what changed (a per-key merge) | the cookie |
+//! | emptied (last key deleted, last flash read, `clear`) | the change sent as a diff; the record deleted only when the *store's* merged record is empty | removal cookie when deleted, else the cookie |
+//! | `cycle_id` | the record moved to a new id only if it still exists (never resurrected) | the new cookie |
+//! | `destroy` | the record deleted | removal cookie |
+//! | the handler answered 5xx | only deletions: `destroy`, and the old record of a `cycle_id`; new data is not saved | removal cookie if a record was deleted, else nothing |
+//! | the session's deadline passed (`AtTime`, absolute timeout) | the record deleted | removal cookie |
+//! | record gone between load and save | nothing written (WARN) | removal cookie; the handler's response is kept |
+//! | a cookie was sent but rejected (bad MAC, expired, unknown id, unreadable record) | an unreadable record is deleted | one removal cookie, unless the session is stored again |
+//! | a save the handler ran failed, nothing changed since | nothing: the layer does not send a write twice | nothing |
+//! | the store failed on the way out | nothing more | only the cookies of sessions already saved; the error handler's response |
+//!
+//! A session's own settings (its [`Expiry`] and cookie attribute overrides)
+//! ride in its cookie envelope, so every row above plans with them: removal
+//! cookies carry the `Path` and `Domain` the cookie was issued under, and a
+//! cookie moved to another `Path` or `Domain` gets a removal at the old one.
+//!
+//! # Modules
+//!
+//! | where | what |
+//! |---|---|
+//! | [`SessionLayer`], [`SessionLayerBuilder`] | the middleware and its configuration (cookie attributes, [`Expiry`], [`Refresh`], keys, error handler) |
+//! | [`Session`], [`Sessions`] | the handle a handler uses; several named sessions |
+//! | [`store`] | the [`Store`] trait and its contract, [`MemoryStore`], [`CookieStore`], `RedisStore` |
+//! | [`Key`] | secret keys, HKDF sub-keys, rotation with fallback keys |
+//! | [`clock`] | the time expiry follows, injectable for tests |
+//! | `csrf` | session-bound, masked CSRF tokens and the layer that checks them (feature `csrf`) |
+//! | `extract` | the axum extractors (feature `axum`) |
+//! | `test_util` | the store conformance suite (feature `test-util`) |
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `axum` | yes | [`Session`] and [`Sessions`] as axum extractors (via `axum-core`) |
+//! | `memory-store` | yes | [`MemoryStore`] |
+//! | `cookie-store` | yes | [`CookieStore`] |
+//! | `csrf` | yes | `sessio::csrf` |
+//! | `redis` | no | `RedisStore` over a deadpool-redis pool |
+//! | `redis-cluster` | no | the same on a Redis Cluster |
+//! | `redis-tls` | no | `rediss://` URLs |
+//! | `test-util` | no | the conformance suite and a manual clock |
+//!
+//! A per-instance cache in front of a shared store (tower-sessions'
+//! `CachingSessionStore`) is deliberately not offered: it would keep serving
+//! a session that another instance logged out.
 #![cfg_attr(docsrs, feature(doc_cfg))]
+
+// The README's examples are compiled and run as doctests too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 pub mod clock;
 mod codec;

@@ -652,7 +652,10 @@ async fn many_forged_cookies_are_verified_a_few_at_most() {
     let text = logs.text();
     let warns: Vec<_> = text.lines().filter(|l| l.contains("WARN")).collect();
     assert_eq!(warns.len(), 1, "{text}");
-    assert!(warns[0].contains("rejected=3") && warns[0].contains("skipped=88"), "{text}");
+    assert!(
+        warns[0].contains("rejected=3") && warns[0].contains("skipped=88"),
+        "{text}"
+    );
 }
 
 // SECURITY J48: flash lists are capped per category; the newest are kept.

@@ -31,6 +31,23 @@ impl<S, St> SessionService<S, St> {
     }
 }
 
+impl<S, St> SessionService<S, St> {
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, consuming this one.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
 impl<S: Clone, St> Clone for SessionService<S, St> {
     fn clone(&self) -> Self {
         Self {
@@ -50,10 +67,8 @@ impl<S: fmt::Debug, St> fmt::Debug for SessionService<S, St> {
 
 impl<S, St, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S, St>
 where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Send + 'static,
-    S::Future: Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     St: Store,
-    ReqBody: Send + 'static,
     ResBody: Default + Send + 'static,
 {
     type Response = Response<ResBody>;

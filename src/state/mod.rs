@@ -8,28 +8,8 @@
 //! runs the plan, and [`State::commit`] or [`State::restore`] records how it
 //! went. No other module writes these fields.
 //!
-//! # What goes out
-//!
-//! | situation | store | `Set-Cookie` |
-//! |---|---|---|
-//! | the session was never loaded | nothing (a TTL refresh with [`Refresh::OnEveryRequest`]) | nothing |
-//! | read only, not past half its window | nothing | nothing |
-//! | read only, past half a rolling window, or its settings changed | TTL extended, data not rewritten | the cookie, re-issued |
-//! | changed | one write of what changed (a per-key merge) | the cookie |
-//! | emptied (last key deleted, last flash read, `clear`) | the change sent as a diff; the record deleted only when the *store's* merged record is empty | removal cookie when deleted, else the cookie |
-//! | `cycle_id` | the record moved to a new id only if it still exists (never resurrected) | the new cookie |
-//! | `destroy` | the record deleted | removal cookie |
-//! | the handler answered 5xx | only deletions: `destroy`, and the old record of a `cycle_id`; new data is not saved | removal cookie if a record was deleted, else nothing |
-//! | the session's deadline passed (`AtTime`, absolute timeout) | the record deleted | removal cookie |
-//! | record gone between load and save | nothing written (WARN) | removal cookie; the handler's response is kept |
-//! | a cookie was sent but rejected (bad MAC, expired, unknown id, unreadable record) | an unreadable record is deleted | one removal cookie, unless the session is stored again |
-//! | a save the handler ran failed, nothing changed since | nothing: the layer does not send a write twice | nothing |
-//! | the store failed on the way out | nothing more | only the cookies of sessions already saved; the error handler's response |
-//!
-//! A session's own settings (its [`Expiry`] and cookie attribute overrides)
-//! ride in its cookie envelope, so every row above plans with them: removal
-//! cookies carry the `Path` and `Domain` the cookie was issued under, and a
-//! cookie moved to another `Path` or `Domain` gets a removal at the old one.
+//! The table under "What goes out" in the crate docs is this module's
+//! contract: each row is a branch of [`State::plan`] or [`State::commit`].
 
 use std::sync::Arc;
 
