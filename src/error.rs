@@ -208,9 +208,15 @@ pub enum ConfigError {
     /// A key had fewer than 32 bytes.
     #[error("a session key needs at least 32 bytes, got {0}")]
     KeyTooShort(usize),
-    /// A key string was neither hex nor base64.
-    #[error("a session key must be hex or base64")]
+    /// A key string was neither hex of 64 or more digits nor base64 of 32 or
+    /// 64 bytes.
+    #[error("a session key must be 64 or more hex digits or base64 of 32 or 64 bytes; make one with openssl rand -hex 32")]
     KeyEncoding,
+    /// A key string decoded, but is plainly not random: too few distinct
+    /// bytes, a repeated block, or base64 text that reads like a passphrase.
+    /// See [`Key::parse`](crate::Key::parse) for the exact rule.
+    #[error("the session key looks like a passphrase or a pattern, not random bytes; make one with openssl rand -hex 32")]
+    WeakKey,
     /// The cookie name is empty or holds characters a cookie name cannot hold.
     #[error("invalid session cookie name")]
     InvalidCookieName,
