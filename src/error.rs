@@ -152,7 +152,7 @@ pub enum ValueErrorKind {
 }
 
 impl ValueError {
-    fn from_json(err: &serde_json::Error) -> Self {
+    pub(crate) fn from_json(err: &serde_json::Error) -> Self {
         use serde_json::error::Category;
         let kind = match err.classify() {
             Category::Data => ValueErrorKind::Data,

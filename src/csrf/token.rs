@@ -118,6 +118,7 @@ mod tests {
         std::array::from_fn(|i| (i * 37 + 11) as u8)
     }
 
+    // SECURITY J51: a fresh pad per render, and every render unmasks.
     #[test]
     fn masking_round_trips_with_a_fresh_pad_each_time() {
         let s = secret();
@@ -128,6 +129,7 @@ mod tests {
         assert_eq!(unmask(b.as_bytes()), Some(s));
     }
 
+    // SECURITY J51: the bare secret and altered tokens do not unmask.
     #[test]
     fn anything_but_a_rendered_token_does_not_unmask() {
         let s = secret();
