@@ -10,6 +10,7 @@
 //! header; the layer unmasks it and compares the result with the session's
 //! secret in constant time. Only masked tokens are accepted, in the header as
 //! in the form: the bare secret, read from the session, is refused.
+//!
 //! [`CsrfLayer`], placed *inside* the [`SessionLayer`](crate::SessionLayer),
 //! lets safe methods (GET, HEAD, OPTIONS, TRACE) through and checks every
 //! other request (POST, PUT, PATCH, DELETE, ...):
