@@ -71,19 +71,23 @@ pub enum Error {
 
 impl Error {
     /// Wraps a backend error as [`Error::Store`].
+    ///
+    /// A `serde_json::Error` is kept as a [`ValueError`], without the value
+    /// its message would quote; the same holds for [`Error::unreadable`] and
+    /// [`Error::unavailable`].
     pub fn store(err: impl Into<BoxError>) -> Self {
-        Self::Store(Arc::from(err.into()))
+        Self::Store(value_free(err.into()))
     }
 
     /// Wraps a decoding error as [`Error::Unreadable`]: the record exists but
     /// cannot be read back.
     pub fn unreadable(err: impl Into<BoxError>) -> Self {
-        Self::Unreadable(Arc::from(err.into()))
+        Self::Unreadable(value_free(err.into()))
     }
 
     /// Wraps a backend error as [`Error::StoreUnavailable`] (answered with 503).
     pub fn unavailable(err: impl Into<BoxError>) -> Self {
-        Self::StoreUnavailable(Arc::from(err.into()))
+        Self::StoreUnavailable(value_free(err.into()))
     }
 
     pub(crate) fn serialize(err: serde_json::Error) -> Self {
@@ -107,6 +111,15 @@ impl Error {
         } else {
             http::StatusCode::INTERNAL_SERVER_ERROR
         }
+    }
+}
+
+/// A store's error as a source; serde's messages quote the data they could
+/// not use, so a `serde_json::Error` is reduced to a [`ValueError`].
+fn value_free(err: BoxError) -> SharedError {
+    match err.downcast_ref::<serde_json::Error>() {
+        Some(json) => Arc::new(ValueError::from_json(json)),
+        None => Arc::from(err),
     }
 }
 
@@ -285,6 +298,15 @@ mod tests {
             "{}",
             said(&err)
         );
+        let err = Error::unreadable(serde_json::from_str::<u64>(r#""hunter2""#).unwrap_err());
+        assert!(
+            said(&err).contains("expected type or shape"),
+            "{}",
+            said(&err)
+        );
+        assert!(!said(&err).contains("hunter2"), "{}", said(&err));
+        let err = Error::store(std::io::Error::other("kept as it is"));
+        assert!(said(&err).contains("kept as it is"), "{}", said(&err));
         let err = Error::deserialize(serde_json::from_str::<Vec<u8>>("[1, 2").unwrap_err());
         assert!(said(&err).contains("ends too early"), "{}", said(&err));
     }
