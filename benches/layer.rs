@@ -1,6 +1,7 @@
 //! In-process round trips through the session layer with `oneshot`, one
 //! group per store, beside the same handler without the layer; id generation;
-//! and cookie signing and verifying on their own.
+//! cookie signing and verifying on their own; and what masked CSRF tokens
+//! cost.
 //!
 //! `cargo bench --bench layer` (add `--features redis` with a Redis at
 //! `REDIS_URL`, default `redis://127.0.0.1:6379`, for the Redis group; it is
@@ -206,5 +207,94 @@ fn redis(c: &mut Criterion) {
 #[cfg(not(feature = "redis"))]
 fn redis(_: &mut Criterion) {}
 
-criterion_group!(benches, bare, ids, cookie, memory, cookie_store, redis);
+type Full = http_body_util::Full<bytes::Bytes>;
+
+async fn csrf_handler(req: Request<Full>) -> Result<Response<Full>, Infallible> {
+    let s = req.extensions().get::<Session>().unwrap().clone();
+    s.load().await.unwrap();
+    let body = match req.uri().path() {
+        "/render" => sessio::csrf::csrf_token(&s).unwrap(),
+        "/secret" => s.get(sessio::csrf::SESSION_KEY).unwrap().unwrap(),
+        _ => String::new(),
+    };
+    Ok(Response::new(Full::from(body)))
+}
+
+/// Masked CSRF tokens through `SessionLayer` + `CsrfLayer` on the memory
+/// store, per request:
+/// - `render (masked)`: a page asks for a token, a fresh mask each time;
+/// - `read secret (unmasked)`: the same page reading the stored secret, as
+///   rendering cost before masking; the difference is the mask;
+/// - `verify header` / `verify form`: a POST whose token is unmasked and
+///   checked (the form's body is buffered and handed on);
+/// - `GET, no check (baseline)`: a GET the CSRF layer lets through, whose
+///   handler loads the session as the others do.
+fn csrf(c: &mut Criterion) {
+    use sessio::csrf::CsrfLayer;
+    let rt = runtime();
+    let svc = tower::ServiceBuilder::new()
+        .layer(SessionLayer::new(
+            MemoryStore::new(),
+            Key::from_bytes(&[1; 32]).unwrap(),
+        ))
+        .layer(CsrfLayer::new())
+        .service_fn(csrf_handler);
+    let get = |path: &str, cookie: Option<&str>| {
+        let mut b = Request::builder().uri(path);
+        if let Some(c) = cookie {
+            b = b.header(COOKIE, c);
+        }
+        b.body(Full::default()).unwrap()
+    };
+    let res = rt
+        .block_on(svc.clone().oneshot(get("/render", None)))
+        .unwrap();
+    let set = res.headers()[SET_COOKIE].to_str().unwrap();
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let token = rt
+        .block_on(http_body_util::BodyExt::collect(res.into_body()))
+        .unwrap()
+        .to_bytes();
+    let token = String::from_utf8(token.to_vec()).unwrap();
+    let post = |form: bool| {
+        let b = Request::post("/submit").header(COOKIE, &cookie);
+        if form {
+            b.header("content-type", "application/x-www-form-urlencoded")
+                .body(Full::from(format!("csrf={token}&comment=hello")))
+        } else {
+            b.header("x-csrf-token", &token).body(Full::default())
+        }
+        .unwrap()
+    };
+
+    let mut group = c.benchmark_group("csrf");
+    let cases: [(&str, &dyn Fn() -> Request<Full>); 5] = [
+        ("render (masked)", &|| get("/render", Some(&cookie))),
+        ("read secret (unmasked)", &|| get("/secret", Some(&cookie))),
+        ("verify header", &|| post(false)),
+        ("verify form", &|| post(true)),
+        ("GET, no check (baseline)", &|| get("/other", Some(&cookie))),
+    ];
+    for (label, make) in cases {
+        group.bench_function(label, |b| {
+            b.iter(|| {
+                let res = rt.block_on(svc.clone().oneshot(make())).unwrap();
+                assert!(res.status().is_success());
+                black_box(res);
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bare,
+    ids,
+    cookie,
+    memory,
+    cookie_store,
+    redis,
+    csrf
+);
 criterion_main!(benches);

@@ -9,8 +9,9 @@
 //! `cookie`: the whole session sealed in the cookie, no server state, or
 //! `redis` with `--features redis`: sessions in Redis at `REDIS_URL`, default
 //! `redis://127.0.0.1:6379`, shared by every instance),
-//! `SESSION_KEY` (hex or base64 of at least 32 bytes; generated when unset, so
-//! sessions do not survive a restart).
+//! `SESSION_KEY` (from `openssl rand -hex 32`: 64 or more hex digits, or
+//! base64 of 32 or 64 bytes; generated when unset, so sessions do not survive
+//! a restart).
 
 use std::net::SocketAddr;
 

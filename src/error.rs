@@ -1,6 +1,7 @@
 //! The one error type of the crate.
 
 use std::error::Error as StdError;
+use std::fmt;
 use std::sync::Arc;
 
 /// A boxed error from a store backend, as [`Error::store`] takes it.
@@ -22,10 +23,10 @@ pub enum Error {
     Config(#[from] ConfigError),
     /// A value could not be serialized into the session.
     #[error("could not serialize a session value")]
-    Serialize(#[source] Arc<serde_json::Error>),
+    Serialize(#[source] ValueError),
     /// A stored value could not be deserialized into the requested type.
     #[error("could not deserialize a session value")]
-    Deserialize(#[source] Arc<serde_json::Error>),
+    Deserialize(#[source] ValueError),
     /// The session's data was used before it was loaded.
     ///
     /// The axum extractor loads the session; plain tower services call
@@ -70,27 +71,31 @@ pub enum Error {
 
 impl Error {
     /// Wraps a backend error as [`Error::Store`].
+    ///
+    /// A `serde_json::Error` is kept as a [`ValueError`], without the value
+    /// its message would quote; the same holds for [`Error::unreadable`] and
+    /// [`Error::unavailable`].
     pub fn store(err: impl Into<BoxError>) -> Self {
-        Self::Store(Arc::from(err.into()))
+        Self::Store(value_free(err.into()))
     }
 
     /// Wraps a decoding error as [`Error::Unreadable`]: the record exists but
     /// cannot be read back.
     pub fn unreadable(err: impl Into<BoxError>) -> Self {
-        Self::Unreadable(Arc::from(err.into()))
+        Self::Unreadable(value_free(err.into()))
     }
 
     /// Wraps a backend error as [`Error::StoreUnavailable`] (answered with 503).
     pub fn unavailable(err: impl Into<BoxError>) -> Self {
-        Self::StoreUnavailable(Arc::from(err.into()))
+        Self::StoreUnavailable(value_free(err.into()))
     }
 
     pub(crate) fn serialize(err: serde_json::Error) -> Self {
-        Self::Serialize(Arc::new(err))
+        Self::Serialize(ValueError::from_json(&err))
     }
 
     pub(crate) fn deserialize(err: serde_json::Error) -> Self {
-        Self::Deserialize(Arc::new(err))
+        Self::Deserialize(ValueError::from_json(&err))
     }
 
     /// `true` when the error means the store could not be reached.
@@ -109,6 +114,106 @@ impl Error {
     }
 }
 
+/// A store's error as a source; serde's messages quote the data they could
+/// not use, so a `serde_json::Error` is reduced to a [`ValueError`].
+fn value_free(err: BoxError) -> SharedError {
+    match err.downcast_ref::<serde_json::Error>() {
+        Some(json) => Arc::new(ValueError::from_json(json)),
+        None => Arc::from(err),
+    }
+}
+
+/// Why a session value could not be serialized or deserialized: the kind of
+/// failure and where in the JSON it happened, never the value itself.
+///
+/// The source of [`Error::Serialize`] and [`Error::Deserialize`]. serde's own
+/// messages quote what they could not use (`invalid type: string "...",
+/// expected u64`), and a session value may be a secret, so only the kind,
+/// line and column are kept; `Display` is a fixed text per kind.
+///
+/// ```
+/// use std::error::Error as _;
+///
+/// # async fn demo(session: sessio::Session) -> Result<(), sessio::Error> {
+/// session.set("token", "s3cret")?;
+/// let err = session.get::<u64>("token").unwrap_err();
+/// let source = err.source().unwrap().to_string();
+/// assert_eq!(source, "the value does not have the expected type or shape");
+/// assert!(!format!("{err} {err:?} {source}").contains("s3cret"));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ValueError {
+    kind: ValueErrorKind,
+    line: usize,
+    column: usize,
+}
+
+/// The kind of a [`ValueError`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ValueErrorKind {
+    /// Well-formed JSON that does not fit the type asked for, or a value
+    /// that cannot be represented as JSON.
+    Data,
+    /// Text that is not JSON.
+    Syntax,
+    /// JSON that ends before the value does.
+    Eof,
+    /// Reading or writing the bytes failed.
+    Io,
+}
+
+impl ValueError {
+    pub(crate) fn from_json(err: &serde_json::Error) -> Self {
+        use serde_json::error::Category;
+        let kind = match err.classify() {
+            Category::Data => ValueErrorKind::Data,
+            Category::Syntax => ValueErrorKind::Syntax,
+            Category::Eof => ValueErrorKind::Eof,
+            Category::Io => ValueErrorKind::Io,
+        };
+        Self {
+            kind,
+            line: err.line(),
+            column: err.column(),
+        }
+    }
+
+    /// What kind of failure this was.
+    pub fn kind(&self) -> ValueErrorKind {
+        self.kind
+    }
+
+    /// The line in the JSON text where it happened, from 1; 0 when there was
+    /// no text (a value converted directly, as [`Session::get`](crate::Session::get) does).
+    pub fn line(&self) -> usize {
+        self.line
+    }
+
+    /// The column in that line, from 1; 0 when there was no text.
+    pub fn column(&self) -> usize {
+        self.column
+    }
+}
+
+impl fmt::Display for ValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self.kind {
+            ValueErrorKind::Data => "the value does not have the expected type or shape",
+            ValueErrorKind::Syntax => "the stored text is not valid JSON",
+            ValueErrorKind::Eof => "the stored JSON ends too early",
+            ValueErrorKind::Io => "reading or writing the JSON failed",
+        })?;
+        if self.line != 0 {
+            write!(f, " at line {} column {}", self.line, self.column)?;
+        }
+        Ok(())
+    }
+}
+
+impl StdError for ValueError {}
+
 /// A configuration mistake, found when the layer is built.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -116,9 +221,15 @@ pub enum ConfigError {
     /// A key had fewer than 32 bytes.
     #[error("a session key needs at least 32 bytes, got {0}")]
     KeyTooShort(usize),
-    /// A key string was neither hex nor base64.
-    #[error("a session key must be hex or base64")]
+    /// A key string was neither hex of 64 or more digits nor base64 of 32 or
+    /// 64 bytes.
+    #[error("a session key must be 64 or more hex digits or base64 of 32 or 64 bytes; make one with openssl rand -hex 32")]
     KeyEncoding,
+    /// A key string decoded, but is plainly not random: too few distinct
+    /// bytes, a repeated block, or base64 text that reads like a passphrase.
+    /// See [`Key::parse`](crate::Key::parse) for the exact rule.
+    #[error("the session key looks like a passphrase or a pattern, not random bytes; make one with openssl rand -hex 32")]
+    WeakKey,
     /// The cookie name is empty or holds characters a cookie name cannot hold.
     #[error("invalid session cookie name")]
     InvalidCookieName,
@@ -143,4 +254,60 @@ pub enum ConfigError {
     /// A duration was zero where a positive one is needed.
     #[error("{0} must be longer than zero")]
     ZeroDuration(&'static str),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Display, Debug and the whole source chain of `err`.
+    fn said(err: &Error) -> String {
+        let mut text = format!("{err} {err:?}");
+        let mut source = err.source();
+        while let Some(s) = source {
+            text.push_str(&format!(" | {s} {s:?}"));
+            source = s.source();
+        }
+        text
+    }
+
+    // SECURITY J54: errors from stored JSON text keep where, never what.
+    #[test]
+    fn value_errors_from_json_text_keep_position_not_value() {
+        let err = serde_json::from_str::<u64>(r#""hunter2""#).unwrap_err();
+        assert!(
+            err.to_string().contains("hunter2"),
+            "serde quotes it: {err}"
+        );
+        let err = Error::deserialize(err);
+        let text = said(&err);
+        assert!(!text.contains("hunter2"), "{text}");
+        let Error::Deserialize(source) = err else {
+            panic!("{err:?}")
+        };
+        assert_eq!(source.kind(), ValueErrorKind::Data);
+        assert_eq!((source.line(), source.column()), (1, 9));
+        assert_eq!(
+            source.to_string(),
+            "the value does not have the expected type or shape at line 1 column 9"
+        );
+
+        let err = Error::deserialize(serde_json::from_str::<Vec<u64>>("[hunter2]").unwrap_err());
+        assert!(
+            said(&err).contains("not valid JSON at line 1 column 2"),
+            "{}",
+            said(&err)
+        );
+        let err = Error::unreadable(serde_json::from_str::<u64>(r#""hunter2""#).unwrap_err());
+        assert!(
+            said(&err).contains("expected type or shape"),
+            "{}",
+            said(&err)
+        );
+        assert!(!said(&err).contains("hunter2"), "{}", said(&err));
+        let err = Error::store(std::io::Error::other("kept as it is"));
+        assert!(said(&err).contains("kept as it is"), "{}", said(&err));
+        let err = Error::deserialize(serde_json::from_str::<Vec<u8>>("[1, 2").unwrap_err());
+        assert!(said(&err).contains("ends too early"), "{}", said(&err));
+    }
 }

@@ -7,8 +7,9 @@
 //! ```
 //! use sessio::Key;
 //!
-//! // From configuration (hex or base64 of at least 32 bytes):
-//! let key = Key::parse("000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f")?;
+//! // From configuration (hex of 32 bytes or more, or base64 of 32 or 64 bytes),
+//! // made with `openssl rand -hex 32`:
+//! let key = Key::parse("dd1f8828ab7031ae4ff59b87c164280cc83cd3828673633e515092a8e72b917d")?;
 //! // Or random, for development (sessions will not survive a restart):
 //! let other = Key::generate();
 //! assert_ne!(key, other);
@@ -23,6 +24,7 @@ use hkdf::Hkdf;
 use rand::RngCore;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::error::ConfigError;
 
@@ -34,7 +36,9 @@ const ENCRYPTION_INFO: &[u8] = b"sessio v1 cookie encryption";
 
 /// A secret key for signing and encrypting session cookies.
 ///
-/// `Debug` prints `Key(..)`; equality is constant-time.
+/// `Debug` prints `Key(..)`; equality is constant-time; the derived sub-keys
+/// are overwritten with zeros when a `Key` is dropped, and so are the
+/// buffers [`Key::generate`] and [`Key::parse`] hold the secret in.
 #[derive(Clone)]
 pub struct Key {
     signing: [u8; 32],
@@ -44,12 +48,17 @@ pub struct Key {
 impl Key {
     /// A new random key from the thread-local CSPRNG (seeded from the OS).
     pub fn generate() -> Self {
-        let mut master = [0u8; 64];
-        rand::rng().fill_bytes(&mut master);
-        Self::derive(&master)
+        let mut master = Zeroizing::new([0u8; 64]);
+        rand::rng().fill_bytes(master.as_mut());
+        Self::derive(master.as_ref())
     }
 
     /// A key from raw secret bytes; fails when there are fewer than 32.
+    ///
+    /// The bytes are used as they are: they must come from a CSPRNG (or a
+    /// secret manager that got them from one). No entropy check is made here;
+    /// [`Key::parse`], which reads keys typed or pasted by people, makes one.
+    /// The caller's buffer is not zeroized; the key's own copies are.
     pub fn from_bytes(master: &[u8]) -> Result<Self, ConfigError> {
         if master.len() < MIN_KEY_LEN {
             return Err(ConfigError::KeyTooShort(master.len()));
@@ -57,45 +66,77 @@ impl Key {
         Ok(Self::derive(master))
     }
 
-    /// A key from a hex or base64 (standard or URL-safe, padded or not) string of
-    /// at least 32 bytes, as kept in an environment variable.
+    /// A key from a string kept in configuration, such as an environment
+    /// variable; surrounding whitespace is ignored. Make one with
+    /// `openssl rand -hex 32`.
+    ///
+    /// Accepted encodings:
+    /// - hex: an even number of at least 64 hex digits (32 bytes or more);
+    /// - base64, standard or URL-safe, padded or not, that decodes to exactly
+    ///   32 or 64 bytes.
+    ///
+    /// Other lengths fail with [`ConfigError::KeyTooShort`] (under 32 bytes)
+    /// or [`ConfigError::KeyEncoding`]. Input that is plainly not random fails
+    /// with [`ConfigError::WeakKey`]:
+    /// - the decoded key holds fewer than 16 distinct byte values (`"0" * 64`,
+    ///   `"ab" * 32`, a repeated word; 32 random bytes hold about 30);
+    /// - the decoded key is a shorter block repeated (`"0123456789abcdef" * 4`);
+    /// - base64 text without both lower- and upper-case letters (a word or a
+    ///   passphrase; random base64 of 43 characters lacks one of the two about
+    ///   once in three billion).
+    ///
+    /// ```
+    /// use sessio::{ConfigError, Key};
+    ///
+    /// let key = Key::parse("8d717f2cb8cf2faef2414c70c6bdfb6c1d2db08b3499da7badd6fc6e74eab66c")?;
+    /// assert_eq!(Key::parse("  jXF/LLjPL67yQUxwxr37bB0tsIs0mdp7rdb8bnTqtmw=\n")?, key);
+    ///
+    /// assert_eq!(Key::parse(&"0".repeat(64)), Err(ConfigError::WeakKey));
+    /// assert_eq!(Key::parse(&"passwordpassword".repeat(3)), Err(ConfigError::WeakKey));
+    /// assert!(ConfigError::WeakKey.to_string().contains("openssl rand -hex 32"));
+    /// # Ok::<(), ConfigError>(())
+    /// ```
     pub fn parse(encoded: &str) -> Result<Self, ConfigError> {
         let s = encoded.trim();
         // A string that is hex and long enough for a hex key is taken as hex;
         // random base64 of that length is practically never all hex digits.
-        let hex = (s.len() >= 2 * MIN_KEY_LEN)
+        let bytes = match (s.len() >= 2 * MIN_KEY_LEN)
             .then(|| decode_hex(s))
-            .flatten();
-        let bytes = hex
-            .or_else(|| base64::engine::general_purpose::STANDARD.decode(s).ok())
-            .or_else(|| {
-                base64::engine::general_purpose::STANDARD_NO_PAD
-                    .decode(s)
-                    .ok()
-            })
-            .or_else(|| base64::engine::general_purpose::URL_SAFE.decode(s).ok())
-            .or_else(|| {
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(s)
-                    .ok()
-            })
-            .ok_or(ConfigError::KeyEncoding)?;
+            .flatten()
+        {
+            Some(bytes) => bytes,
+            None => {
+                let bytes = decode_base64(s).ok_or(ConfigError::KeyEncoding)?;
+                if bytes.len() < MIN_KEY_LEN {
+                    return Err(ConfigError::KeyTooShort(bytes.len()));
+                }
+                if !mixes_letter_cases(s) {
+                    return Err(ConfigError::WeakKey);
+                }
+                if !matches!(bytes.len(), 32 | 64) {
+                    return Err(ConfigError::KeyEncoding);
+                }
+                bytes
+            }
+        };
+        if looks_weak(&bytes) {
+            return Err(ConfigError::WeakKey);
+        }
         Self::from_bytes(&bytes)
     }
 
     fn derive(master: &[u8]) -> Self {
         let hk = Hkdf::<Sha256>::new(None, master);
-        let mut signing = [0u8; 32];
-        let mut encryption = [0u8; 32];
+        let mut key = Self {
+            signing: [0u8; 32],
+            encryption: [0u8; 32],
+        };
         // 32 bytes is far below HKDF-SHA256's 8160-byte output limit.
-        hk.expand(SIGNING_INFO, &mut signing)
+        hk.expand(SIGNING_INFO, &mut key.signing)
             .expect("32 bytes is a valid HKDF-SHA256 output length");
-        hk.expand(ENCRYPTION_INFO, &mut encryption)
+        hk.expand(ENCRYPTION_INFO, &mut key.encryption)
             .expect("32 bytes is a valid HKDF-SHA256 output length");
-        Self {
-            signing,
-            encryption,
-        }
+        key
     }
 
     pub(crate) fn signing(&self) -> &[u8; 32] {
@@ -104,6 +145,19 @@ impl Key {
 
     pub(crate) fn encryption(&self) -> &[u8; 32] {
         &self.encryption
+    }
+}
+
+impl Key {
+    fn wipe(&mut self) {
+        self.signing.zeroize();
+        self.encryption.zeroize();
+    }
+}
+
+impl Drop for Key {
+    fn drop(&mut self) {
+        self.wipe();
     }
 }
 
@@ -129,14 +183,41 @@ impl fmt::Debug for Key {
     }
 }
 
-fn decode_hex(s: &str) -> Option<Vec<u8>> {
+fn decode_hex(s: &str) -> Option<Zeroizing<Vec<u8>>> {
     if !s.len().is_multiple_of(2) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return None;
     }
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).ok())
-        .collect()
+    let mut out = Zeroizing::new(Vec::with_capacity(s.len() / 2));
+    for i in (0..s.len()).step_by(2) {
+        out.push(u8::from_str_radix(&s[i..i + 2], 16).ok()?);
+    }
+    Some(out)
+}
+
+fn decode_base64(s: &str) -> Option<Zeroizing<Vec<u8>>> {
+    use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+    [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(s).ok())
+        .map(Zeroizing::new)
+}
+
+/// Random base64 of 32 bytes or more mixes lower- and upper-case letters.
+fn mixes_letter_cases(s: &str) -> bool {
+    s.bytes().any(|b| b.is_ascii_lowercase()) && s.bytes().any(|b| b.is_ascii_uppercase())
+}
+
+/// Fewer than 16 distinct byte values, or a shorter block repeated.
+fn looks_weak(key: &[u8]) -> bool {
+    let mut seen = [false; 256];
+    for &b in key {
+        seen[usize::from(b)] = true;
+    }
+    let distinct = seen.iter().filter(|&&s| s).count();
+    let repeats = (1..=key.len() / 2)
+        .filter(|period| key.len().is_multiple_of(*period))
+        .any(|period| key[period..] == key[..key.len() - period]);
+    distinct < 16 || repeats
 }
 
 /// The current key and the fallback keys that still verify.
@@ -176,7 +257,8 @@ mod tests {
         );
         assert!(Key::from_bytes(&[7; 32]).is_ok());
         assert_eq!(
-            Key::parse(&base64::engine::general_purpose::STANDARD.encode([1u8; 31])).unwrap_err(),
+            Key::parse(&base64::engine::general_purpose::STANDARD.encode(&bytes()[..31]))
+                .unwrap_err(),
             ConfigError::KeyTooShort(31)
         );
         assert_eq!(
@@ -206,22 +288,72 @@ mod tests {
         assert_eq!(format!("{k:?}"), "Key(..)");
     }
 
+    /// 64 bytes from `openssl rand -hex 64`.
+    const RANDOM: &str = "bce5c4786a5b3377b4ad3c9780f4e6b9dbac8497b19dccb5decb0503e483613d\
+                          6602c7f166fe7313912aa11f3e504a0728166d1e822e301fac029f3c8a632827";
+
+    fn bytes() -> Vec<u8> {
+        decode_hex(RANDOM).unwrap().to_vec()
+    }
+
     #[test]
-    fn parse_accepts_hex_and_base64() {
-        let hex = "00".repeat(32);
-        let b64 = base64::engine::general_purpose::STANDARD.encode([0u8; 32]);
-        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode([0u8; 40]);
+    fn parse_accepts_hex_and_base64_of_32_or_64_bytes() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+        let bytes = bytes();
+        let want = Key::from_bytes(&bytes).unwrap();
+        assert_eq!(Key::parse(RANDOM).unwrap(), want);
+        assert_eq!(Key::parse(&RANDOM.to_uppercase()).unwrap(), want);
+        assert_eq!(Key::parse(&STANDARD.encode(&bytes)).unwrap(), want);
+        assert_eq!(Key::parse(&URL_SAFE_NO_PAD.encode(&bytes)).unwrap(), want);
+        let short = Key::from_bytes(&bytes[..32]).unwrap();
+        assert_eq!(Key::parse(&RANDOM[..64]).unwrap(), short);
         assert_eq!(
-            Key::parse(&hex).unwrap(),
-            Key::from_bytes(&[0; 32]).unwrap()
+            Key::parse(&format!(" {}\n", STANDARD.encode(&bytes[..32]))).unwrap(),
+            short
         );
+        // Hex of any length from 32 bytes; base64 of 32 or 64 bytes only.
+        assert!(Key::parse(&RANDOM[..80]).is_ok());
         assert_eq!(
-            Key::parse(&b64).unwrap(),
-            Key::from_bytes(&[0; 32]).unwrap()
+            Key::parse(&STANDARD.encode(&bytes[..40])).unwrap_err(),
+            ConfigError::KeyEncoding
         );
-        assert_eq!(
-            Key::parse(&url).unwrap(),
-            Key::from_bytes(&[0; 40]).unwrap()
-        );
+    }
+
+    // SECURITY J52: passphrases, repeated characters and patterns are not keys.
+    #[test]
+    fn low_entropy_text_is_refused() {
+        use base64::engine::general_purpose::STANDARD;
+        let weak = [
+            "0".repeat(64),
+            "ab".repeat(32),
+            "5e5510".repeat(11)[..64].to_owned(),
+            "0123456789abcdef".repeat(4),
+            RANDOM[..64].repeat(2),
+            "passwordpassword".repeat(3),
+            "correcthorsebatterystaplecorrecthorsebattery".to_owned(),
+            "CORRECTHORSEBATTERYSTAPLE0123456789ABCDEFGHI".to_owned(),
+            STANDARD.encode([7u8; 32]),
+            STANDARD.encode(b"an english sentence of some bytes"[..32].repeat(2)),
+        ];
+        for text in &weak {
+            assert_eq!(Key::parse(text), Err(ConfigError::WeakKey), "{text}");
+        }
+        let msg = ConfigError::WeakKey.to_string();
+        assert!(msg.contains("openssl rand -hex 32"), "{msg}");
+        assert!(ConfigError::KeyEncoding
+            .to_string()
+            .contains("openssl rand -hex 32"));
+        // Raw bytes are the caller's responsibility: no entropy rule there.
+        assert!(Key::from_bytes(&[7; 32]).is_ok());
+    }
+
+    // SECURITY J52: a key's material is overwritten when it is dropped.
+    #[test]
+    fn dropping_a_key_wipes_its_material() {
+        let mut key = Key::parse(RANDOM).unwrap();
+        assert_ne!(key.signing(), &[0; 32]);
+        key.wipe();
+        assert_eq!(key.signing(), &[0; 32]);
+        assert_eq!(key.encryption(), &[0; 32]);
     }
 }

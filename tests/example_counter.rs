@@ -7,6 +7,9 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A `SESSION_KEY` made with `openssl rand -hex 32`.
+const KEY: &str = "8d717f2cb8cf2faef2414c70c6bdfb6c1d2db08b3499da7badd6fc6e74eab66c";
+
 struct Server(Child);
 
 impl Drop for Server {
@@ -72,12 +75,12 @@ fn start(envs: &[(&str, &str)]) -> (Server, u16) {
 
 #[test]
 fn counter_counts_per_session_and_index_leaves_the_session_alone() {
-    counts(&[("SESSION_KEY", &"ab".repeat(32))]);
+    counts(&[("SESSION_KEY", KEY)]);
 }
 
 #[test]
 fn counter_counts_on_the_cookie_store() {
-    counts(&[("SESSION_KEY", &"ab".repeat(32)), ("STORE", "cookie")]);
+    counts(&[("SESSION_KEY", KEY), ("STORE", "cookie")]);
 }
 
 fn counts(envs: &[(&str, &str)]) {
@@ -108,9 +111,8 @@ fn counts(envs: &[(&str, &str)]) {
 fn two_counters_share_one_session_through_redis() {
     let redis = common::redis::RedisServer::start();
     let url = redis.url();
-    let key = "cd".repeat(32);
     let envs = [
-        ("SESSION_KEY", key.as_str()),
+        ("SESSION_KEY", KEY),
         ("STORE", "redis"),
         ("REDIS_URL", url.as_str()),
     ];

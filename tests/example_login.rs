@@ -14,7 +14,10 @@ fn unknown_store_is_refused_before_the_database_is_opened() {
     let mut child = Command::new(common::example_binary("login"))
         .env("STORE", "bogus")
         .env("DATABASE_URL", &db)
-        .env("SESSION_KEY", "ab".repeat(32))
+        .env(
+            "SESSION_KEY",
+            "dd1f8828ab7031ae4ff59b87c164280cc83cd3828673633e515092a8e72b917d",
+        )
         .env("PORT", "0")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

@@ -321,3 +321,20 @@ async fn a_login_on_one_instance_holds_on_the_other_with_redis() {
     replay.cookie = Some(logged_in);
     assert_see_other(&replay.get("/").await, "/login");
 }
+
+// SECURITY J51: the example's pages never render the same token twice, and a
+// token from an earlier page of the session still works.
+#[tokio::test]
+async fn every_page_renders_a_fresh_token_and_older_ones_still_work() {
+    let app = app_with(false);
+    let mut c = Client::new(&app);
+    c.register("dora", "s3cret-pass").await;
+    let older = c.token("/login").await;
+    let newer = c.token("/login").await;
+    let register = c.token("/register").await;
+    assert_ne!(older, newer);
+    assert_ne!(newer, register);
+    let fields = [("username", "dora"), ("password", "s3cret-pass")];
+    assert_see_other(&c.post("/login", &fields, Some(&older)).await, "/");
+    assert!(c.get("/").await.body.contains("Hello, dora!"));
+}

@@ -37,7 +37,7 @@ use hyper_util::rt::TokioExecutor;
 
 /// Both servers sign cookies with this key, so either one can serve any
 /// session.
-const SESSION_KEY: &str = "5e55105e55105e55105e55105e55105e55105e55105e55105e55105e55105e55";
+const SESSION_KEY: &str = "23c38bf009d439ccf4b0ee5ee1960db8478025d48e7221757ca66ba2c24dfb3d";
 /// A request slower than this counts as a failure (the servers' own Redis
 /// timeouts are 1 s each; this catches a hang, not slowness).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -7,8 +7,9 @@
 //!
 //! Environment:
 //! - `PORT`: default 3000; the server listens on 127.0.0.1 only.
-//! - `SESSION_KEY`: hex or base64 of at least 32 bytes; generated when unset,
-//!   so sessions do not survive a restart.
+//! - `SESSION_KEY`: from `openssl rand -hex 32` (64 or more hex digits, or
+//!   base64 of 32 or 64 bytes; a passphrase is refused); generated when
+//!   unset, so sessions do not survive a restart.
 //! - `STORE`: `memory` (the default), `cookie` (the whole session sealed in
 //!   the cookie: nothing kept on the server, so a logout cannot revoke a
 //!   copied cookie before it expires) or `redis` (needs `--features redis`:

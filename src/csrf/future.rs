@@ -5,36 +5,77 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::Response;
+use pin_project_lite::pin_project;
 
-type BoxFuture<B, E> = Pin<Box<dyn Future<Output = Result<Response<B>, E>> + Send>>;
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// Response future of [`CsrfService`](super::CsrfService).
-///
-/// A named type over a boxed future (the check reads the request body before
-/// the inner service runs), so its insides can change without changing the
-/// public type.
-pub struct ResponseFuture<B, E> {
-    inner: BoxFuture<B, E>,
-}
-
-impl<B, E> ResponseFuture<B, E> {
-    pub(crate) fn new(inner: BoxFuture<B, E>) -> Self {
-        Self { inner }
+pin_project! {
+    /// Response future of [`CsrfService`](super::CsrfService).
+    ///
+    /// A safe or skipped request runs the inner service's future `F` as it
+    /// is, with no allocation; only a checked request, whose body may have to
+    /// be read before the inner service runs, is boxed.
+    pub struct ResponseFuture<F>
+    where
+        F: Future,
+    {
+        #[pin]
+        kind: Kind<F>,
     }
 }
 
-impl<B, E> Future for ResponseFuture<B, E> {
-    type Output = Result<Response<B>, E>;
+pin_project! {
+    #[project = KindProj]
+    enum Kind<F>
+    where
+        F: Future,
+    {
+        Passed {
+            #[pin]
+            future: F,
+        },
+        Checked {
+            future: BoxFuture<F::Output>,
+        },
+    }
+}
+
+impl<F: Future> ResponseFuture<F> {
+    /// The inner service's own future, for a request that is not checked.
+    pub(super) fn passed(future: F) -> Self {
+        Self {
+            kind: Kind::Passed { future },
+        }
+    }
+
+    /// The check, then the inner service.
+    pub(super) fn checked(future: BoxFuture<F::Output>) -> Self {
+        Self {
+            kind: Kind::Checked { future },
+        }
+    }
+}
+
+impl<F: Future> Future for ResponseFuture<F> {
+    type Output = F::Output;
 
     #[inline]
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        self.inner.as_mut().poll(cx)
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().kind.project() {
+            KindProj::Passed { future } => future.poll(cx),
+            KindProj::Checked { future } => future.as_mut().poll(cx),
+        }
     }
 }
 
-impl<B, E> fmt::Debug for ResponseFuture<B, E> {
+impl<F: Future> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ResponseFuture").finish_non_exhaustive()
+        let kind = match &self.kind {
+            Kind::Passed { .. } => "passed",
+            Kind::Checked { .. } => "checked",
+        };
+        f.debug_struct("ResponseFuture")
+            .field("kind", &kind)
+            .finish()
     }
 }

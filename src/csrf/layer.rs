@@ -1,36 +1,29 @@
-//! [`CsrfLayer`] and its skip predicate.
+//! [`CsrfLayer`], the builder of the CSRF check.
 
 use std::fmt;
 use std::sync::Arc;
 
-use http::Request;
 use tower_layer::Layer;
 
 use super::service::CsrfService;
-use super::DEFAULT_BODY_LIMIT;
+use super::{Config, DefaultRejectionResponse, NeverSkip, DEFAULT_BODY_LIMIT};
 
 /// Checks CSRF tokens on unsafe requests; see the [module docs](super).
 ///
 /// Place it inside the [`SessionLayer`](crate::SessionLayer): in axum,
 /// `.layer(CsrfLayer::new())` comes *before* `.layer(SessionLayer::new(..))`.
 #[must_use]
-pub struct CsrfLayer<P = NeverSkip> {
-    pub(super) config: Arc<Config>,
-    pub(super) skip: Arc<P>,
-}
-
-/// Settings shared by every request through one layer.
-#[derive(Clone, Debug)]
-pub(super) struct Config {
-    pub(super) body_limit: usize,
-    /// The named session that holds the token; `None` for the default one.
-    pub(super) session: Option<String>,
+pub struct CsrfLayer<P = NeverSkip, R = DefaultRejectionResponse> {
+    config: Arc<Config>,
+    skip: Arc<P>,
+    respond: Arc<R>,
 }
 
 impl CsrfLayer {
     /// A layer with the defaults: forms buffered up to
     /// [`DEFAULT_BODY_LIMIT`] (64 KiB), the token read from the default
-    /// session, no request skipped.
+    /// session, no request skipped, refusals answered by
+    /// [`CsrfRejection::into_response`](super::CsrfRejection::into_response).
     pub fn new() -> Self {
         Self {
             config: Arc::new(Config {
@@ -38,6 +31,7 @@ impl CsrfLayer {
                 session: None,
             }),
             skip: Arc::new(NeverSkip),
+            respond: Arc::new(DefaultRejectionResponse),
         }
     }
 }
@@ -48,7 +42,7 @@ impl Default for CsrfLayer {
     }
 }
 
-impl<P> CsrfLayer<P> {
+impl<P, R> CsrfLayer<P, R> {
     /// The most bytes of an urlencoded form body read to find the token;
     /// larger bodies are answered with 413. Default 64 KiB. Requests that send
     /// the token in the header are not buffered at all.
@@ -69,10 +63,39 @@ impl<P> CsrfLayer<P> {
     /// Lets requests for which `predicate` returns `true` through unchecked,
     /// like hertz's `csrf.WithNext`. Replaces any earlier predicate. Default:
     /// every unsafe request is checked.
-    pub fn skip_if<F>(self, predicate: F) -> CsrfLayer<F> {
+    pub fn skip_if<F>(self, predicate: F) -> CsrfLayer<F, R> {
         CsrfLayer {
             config: self.config,
             skip: Arc::new(predicate),
+            respond: self.respond,
+        }
+    }
+
+    /// Answers refused requests with `respond`'s response instead of the
+    /// default plain-text one; the [`CsrfRejection`](super::CsrfRejection)
+    /// is still put in the response's extensions. Replaces any earlier one.
+    /// Default: [`CsrfRejection::into_response`](super::CsrfRejection::into_response).
+    ///
+    /// A refusal because the session could not be loaded is answered by the
+    /// session layer's error handler whatever this returns.
+    ///
+    /// ```
+    /// use axum::response::{Html, IntoResponse, Response};
+    /// use sessio::csrf::{CsrfLayer, CsrfRejection};
+    ///
+    /// fn refused(rejection: &CsrfRejection) -> Response {
+    ///     let page = Html("<h1>This form has expired</h1><a href=\"/\">Start again</a>");
+    ///     (rejection.status(), page).into_response()
+    /// }
+    ///
+    /// let layer = CsrfLayer::new().with_rejection_response(refused);
+    /// # let _ = layer;
+    /// ```
+    pub fn with_rejection_response<F>(self, respond: F) -> CsrfLayer<P, F> {
+        CsrfLayer {
+            config: self.config,
+            skip: self.skip,
+            respond: Arc::new(respond),
         }
     }
 
@@ -83,16 +106,17 @@ impl<P> CsrfLayer<P> {
     }
 }
 
-impl<P> Clone for CsrfLayer<P> {
+impl<P, R> Clone for CsrfLayer<P, R> {
     fn clone(&self) -> Self {
         Self {
             config: self.config.clone(),
             skip: self.skip.clone(),
+            respond: self.respond.clone(),
         }
     }
 }
 
-impl<P> fmt::Debug for CsrfLayer<P> {
+impl<P, R> fmt::Debug for CsrfLayer<P, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CsrfLayer")
             .field("body_limit", &self.config.body_limit)
@@ -101,38 +125,15 @@ impl<P> fmt::Debug for CsrfLayer<P> {
     }
 }
 
-impl<S, P> Layer<S> for CsrfLayer<P> {
-    type Service = CsrfService<S, P>;
+impl<S, P, R> Layer<S> for CsrfLayer<P, R> {
+    type Service = CsrfService<S, P, R>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        CsrfService::new(inner, self.config.clone(), self.skip.clone())
-    }
-}
-
-/// Decides which requests [`CsrfLayer`] lets through unchecked.
-///
-/// Implemented for every `Fn(&Request<B>) -> bool`; see
-/// [`CsrfLayer::skip_if`].
-pub trait SkipPredicate<B>: Send + Sync + 'static {
-    /// `true` to let the request through without a token check.
-    fn skip(&self, req: &Request<B>) -> bool;
-}
-
-impl<B, F> SkipPredicate<B> for F
-where
-    F: Fn(&Request<B>) -> bool + Send + Sync + 'static,
-{
-    fn skip(&self, req: &Request<B>) -> bool {
-        self(req)
-    }
-}
-
-/// The default [`SkipPredicate`]: checks every unsafe request.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct NeverSkip;
-
-impl<B> SkipPredicate<B> for NeverSkip {
-    fn skip(&self, _: &Request<B>) -> bool {
-        false
+        CsrfService::new(
+            inner,
+            self.config.clone(),
+            self.skip.clone(),
+            self.respond.clone(),
+        )
     }
 }

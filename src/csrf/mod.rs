@@ -1,8 +1,16 @@
 //! Session-bound CSRF tokens and a layer that checks them (feature `csrf`).
 //!
-//! Each session gets one secret token, made on first use by [`csrf_token`] and
-//! kept in the session under a reserved key. Pages put it in their forms (a
-//! hidden field named `csrf`) or scripts send it in the `x-csrf-token` header.
+//! Each session gets one secret, made on first use by [`csrf_token`] and kept
+//! in the session under a reserved key ([`SESSION_KEY`]). The secret itself is
+//! never rendered: every call of [`csrf_token`] returns it under a fresh
+//! random mask (`base64url((secret XOR pad) ‖ pad)`, as Django and Rails do),
+//! so no two pages carry the same token and a compression side channel such
+//! as BREACH has no fixed string to recover. Pages put a token in their forms
+//! (a hidden field named `csrf`) or scripts send one in the `x-csrf-token`
+//! header; the layer unmasks it and compares the result with the session's
+//! secret in constant time. Only masked tokens are accepted, in the header as
+//! in the form: the bare secret, read from the session, is refused.
+//!
 //! [`CsrfLayer`], placed *inside* the [`SessionLayer`](crate::SessionLayer),
 //! lets safe methods (GET, HEAD, OPTIONS, TRACE) through and checks every
 //! other request (POST, PUT, PATCH, DELETE, ...):
@@ -14,16 +22,20 @@
 //!    handed on to the handler, which can still use axum's `Form`;
 //! 3. anything else is refused.
 //!
-//! | outcome | status | body |
-//! |---|---|---|
-//! | no token in the header or the form | 403 | `missing CSRF token ...` |
-//! | token does not match the session's | 403 | `invalid CSRF token ...` |
-//! | form body over the limit | 413 | `request body too large ...` |
-//! | body could not be read | 400 | `could not read the request body` |
-//! | no `SessionLayer` around the layer | 500 | names the problem |
+//! | outcome | [`CsrfRejection`] | status | body |
+//! |---|---|---|---|
+//! | no token in the header or the form | `MissingToken` | 403 | `missing CSRF token ...` |
+//! | token not rendered for this session | `InvalidToken` | 403 | `invalid CSRF token ...` |
+//! | the session has no secret yet | `NoSessionToken` | 403 | `invalid CSRF token ...` |
+//! | form body over the limit | `BodyTooLarge` | 413 | `request body too large ...` |
+//! | body could not be read | `UnreadableBody` | 400 | `could not read the request body` |
+//! | no `SessionLayer` around the layer | `NoSessionLayer` | 500 | names the problem |
+//! | the session could not be loaded | `SessionLoadFailed` | the session layer's error response | |
 //!
-//! Tokens are compared in constant time. A session with no token yet (never
-//! rendered a form) has nothing to match, so its unsafe requests are refused.
+//! [`CsrfLayer::with_rejection_response`] replaces these responses. A
+//! session with no secret yet (never rendered a form) has nothing to match,
+//! so its unsafe requests are refused. Safe and skipped requests go straight
+//! to the inner service: no clone of it and no allocation.
 //!
 //! # Example
 //!
@@ -58,36 +70,39 @@
 //! # });
 //! ```
 //!
-//! Customised: a larger form limit, the token kept in a named session, and
+//! Customised: a larger form limit, the token kept in a named session,
 //! requests skipped by a predicate (hertz's `csrf.WithNext`), here a webhook
-//! that authenticates by its own signature:
+//! that authenticates by its own signature, and a refusal page of our own:
 //!
 //! ```
 //! use axum::body::Body;
 //! use axum::http::Request;
-//! use sessio::csrf::CsrfLayer;
+//! use axum::response::{IntoResponse, Response};
+//! use sessio::csrf::{CsrfLayer, CsrfRejection};
 //!
 //! let layer = CsrfLayer::new()
 //!     .with_body_limit(1024 * 1024)
 //!     .with_session("auth")
-//!     .skip_if(|req: &Request<Body>| req.uri().path().starts_with("/webhooks/"));
+//!     .skip_if(|req: &Request<Body>| req.uri().path().starts_with("/webhooks/"))
+//!     .with_rejection_response(|r: &CsrfRejection| -> Response {
+//!         (r.status(), "Please reload the form.").into_response()
+//!     });
 //! # let _ = layer;
 //! ```
 
-use base64::Engine as _;
-use rand::RngCore;
+use http::Request;
 
-use crate::error::Error;
-use crate::session::Session;
-
+mod future;
 mod layer;
 mod reject;
 mod service;
+mod token;
 
-mod future;
 pub use future::ResponseFuture;
-pub use layer::{CsrfLayer, NeverSkip, SkipPredicate};
+pub use layer::CsrfLayer;
+pub use reject::{CsrfRejection, DefaultRejectionResponse, RejectionResponse};
 pub use service::CsrfService;
+pub use token::csrf_token;
 
 /// The request header that carries the token.
 pub const HEADER: &str = "x-csrf-token";
@@ -95,85 +110,48 @@ pub const HEADER: &str = "x-csrf-token";
 /// The urlencoded form field that carries the token.
 pub const FORM_FIELD: &str = "csrf";
 
-/// The session key the token is kept under; treat it as reserved.
+/// The session key the secret is kept under; treat it as reserved.
+///
+/// It holds the unmasked secret, as text. Removing the key (as
+/// [`Session::cycle_id`](crate::Session::cycle_id) does) makes every token
+/// rendered before invalid; the next [`csrf_token`] makes a new secret.
 pub const SESSION_KEY: &str = "_csrf";
 
 /// The default limit for buffering a form body: 64 KiB.
 pub const DEFAULT_BODY_LIMIT: usize = 64 * 1024;
 
-/// Length of a token: 32 random bytes in base64url without padding.
-const TOKEN_LEN: usize = 43;
+/// Settings shared by every request through one layer.
+#[derive(Clone, Debug)]
+struct Config {
+    body_limit: usize,
+    /// The named session that holds the secret; `None` for the default one.
+    session: Option<String>,
+}
 
-/// The session's CSRF token, made and stored in the session on first use.
+/// Decides which requests [`CsrfLayer`] lets through unchecked.
 ///
-/// The same session gets the same token on every request until it is
-/// destroyed or cleared; [`Session::cycle_id`] keeps it. The session must be
-/// loaded (the axum extractor does that), or this fails with
-/// [`Error::NotLoaded`].
-///
-/// ```
-/// # async fn demo(session: sessio::Session) -> Result<(), sessio::Error> {
-/// use sessio::csrf::csrf_token;
-///
-/// let token = csrf_token(&session)?;
-/// assert_eq!(token, csrf_token(&session)?);
-/// # Ok(()) }
-/// ```
-pub fn csrf_token(session: &Session) -> Result<String, Error> {
-    if let Some(token) = stored_token(session)? {
-        return Ok(token);
+/// Implemented for every `Fn(&Request<B>) -> bool`; see
+/// [`CsrfLayer::skip_if`].
+pub trait SkipPredicate<B>: Send + Sync + 'static {
+    /// `true` to let the request through without a token check.
+    fn skip(&self, req: &Request<B>) -> bool;
+}
+
+impl<B, F> SkipPredicate<B> for F
+where
+    F: Fn(&Request<B>) -> bool + Send + Sync + 'static,
+{
+    fn skip(&self, req: &Request<B>) -> bool {
+        self(req)
     }
-    let mut bytes = [0u8; 32];
-    rand::rng().fill_bytes(&mut bytes);
-    let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-    session.set(SESSION_KEY, &token)?;
-    Ok(token)
 }
 
-/// The token kept in a loaded session, if it holds a well-formed one.
-fn stored_token(session: &Session) -> Result<Option<String>, Error> {
-    // A value of the wrong shape under the reserved key is treated as absent,
-    // so `csrf_token` replaces it instead of failing forever.
-    let token = match session.get::<String>(SESSION_KEY) {
-        Ok(token) => token,
-        Err(Error::Deserialize(_)) => None,
-        Err(err) => return Err(err),
-    };
-    Ok(token.filter(|t| is_well_formed(t)))
-}
+/// The default [`SkipPredicate`]: checks every unsafe request.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NeverSkip;
 
-fn is_well_formed(token: &str) -> bool {
-    token.len() == TOKEN_LEN
-        && token
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
-/// Constant-time comparison of a submitted token with the session's.
-fn tokens_match(expected: &str, given: &[u8]) -> bool {
-    use subtle::ConstantTimeEq;
-    // Lengths are public (every token has 43 characters); only the contents
-    // must not leak through timing.
-    expected.len() == given.len() && bool::from(expected.as_bytes().ct_eq(given))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_match_only_when_equal() {
-        let t = "A".repeat(TOKEN_LEN);
-        assert!(tokens_match(&t, t.as_bytes()));
-        assert!(!tokens_match(&t, "B".repeat(TOKEN_LEN).as_bytes()));
-        assert!(!tokens_match(&t, &t.as_bytes()[..TOKEN_LEN - 1]));
-        assert!(!tokens_match(&t, b""));
-    }
-
-    #[test]
-    fn well_formed_tokens_are_43_base64url_characters() {
-        assert!(is_well_formed(&"a-_0".repeat(11)[..TOKEN_LEN]));
-        assert!(!is_well_formed(&"a".repeat(TOKEN_LEN - 1)));
-        assert!(!is_well_formed(&format!("{}=", "a".repeat(TOKEN_LEN - 1))));
+impl<B> SkipPredicate<B> for NeverSkip {
+    fn skip(&self, _: &Request<B>) -> bool {
+        false
     }
 }

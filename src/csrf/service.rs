@@ -11,9 +11,8 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::layer::{Config, SkipPredicate};
-use super::reject::Rejection;
-use super::{stored_token, tokens_match, FORM_FIELD, HEADER};
+use super::token::{secrets_match, stored_secret, unmask};
+use super::{Config, CsrfRejection, RejectionResponse, SkipPredicate, FORM_FIELD, HEADER};
 use crate::error::BoxError;
 use crate::session::Session;
 use crate::sessions::Sessions;
@@ -21,33 +20,51 @@ use crate::sessions::Sessions;
 /// The service [`CsrfLayer`](super::CsrfLayer) wraps around an inner service.
 ///
 /// Its error type is the inner service's: refusals are responses.
-pub struct CsrfService<S, P> {
+pub struct CsrfService<S, P, R> {
     inner: S,
     config: Arc<Config>,
     skip: Arc<P>,
+    respond: Arc<R>,
 }
 
-impl<S, P> CsrfService<S, P> {
-    pub(super) fn new(inner: S, config: Arc<Config>, skip: Arc<P>) -> Self {
+impl<S, P, R> CsrfService<S, P, R> {
+    pub(super) fn new(inner: S, config: Arc<Config>, skip: Arc<P>, respond: Arc<R>) -> Self {
         Self {
             inner,
             config,
             skip,
+            respond,
         }
+    }
+
+    /// The inner service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The inner service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The inner service, this one dropped.
+    pub fn into_inner(self) -> S {
+        self.inner
     }
 }
 
-impl<S: Clone, P> Clone for CsrfService<S, P> {
+impl<S: Clone, P, R> Clone for CsrfService<S, P, R> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
             config: self.config.clone(),
             skip: self.skip.clone(),
+            respond: self.respond.clone(),
         }
     }
 }
 
-impl<S: fmt::Debug, P> fmt::Debug for CsrfService<S, P> {
+impl<S: fmt::Debug, P, R> fmt::Debug for CsrfService<S, P, R> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("CsrfService")
             .field("inner", &self.inner)
@@ -56,19 +73,20 @@ impl<S: fmt::Debug, P> fmt::Debug for CsrfService<S, P> {
     }
 }
 
-impl<S, P, ReqBody, ResBody> Service<Request<ReqBody>> for CsrfService<S, P>
+impl<S, P, R, ReqBody, ResBody> Service<Request<ReqBody>> for CsrfService<S, P, R>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send + 'static,
     P: SkipPredicate<ReqBody>,
+    R: RejectionResponse<ResBody>,
     ReqBody: http_body::Body + From<Bytes> + Send + 'static,
     ReqBody::Data: Send,
     ReqBody::Error: Into<BoxError>,
-    ResBody: From<&'static str> + Send + 'static,
+    ResBody: Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = ResponseFuture<ResBody, S::Error>;
+    type Future = ResponseFuture<S::Future>;
 
     #[inline]
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -76,18 +94,25 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        // The inner service that was driven to readiness goes into the future;
-        // a fresh clone stays for the next call (tower-service's advice).
+        if is_safe(req.method()) || self.skip.skip(&req) {
+            return ResponseFuture::passed(self.inner.call(req));
+        }
+        // The check awaits before the inner service runs, so the service
+        // driven to readiness goes into the future and a fresh clone stays
+        // for the next call (tower-service's advice).
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        if is_safe(req.method()) || self.skip.skip(&req) {
-            return ResponseFuture::new(Box::pin(inner.call(req)));
-        }
         let config = self.config.clone();
-        ResponseFuture::new(Box::pin(async move {
+        let respond = self.respond.clone();
+        ResponseFuture::checked(Box::pin(async move {
             match check(&config, req).await {
                 Ok(req) => inner.call(req).await,
-                Err(rejection) => Ok(rejection.into_response()),
+                Err(rejection) => {
+                    rejection.log();
+                    let mut res = respond.response(&rejection);
+                    res.extensions_mut().insert(rejection);
+                    Ok(res)
+                }
             }
         }))
     }
@@ -103,7 +128,7 @@ fn is_safe(method: &Method) -> bool {
 
 /// Checks the request's token, giving the request back (body intact) when it
 /// matches the session's.
-async fn check<B>(config: &Config, req: Request<B>) -> Result<Request<B>, Rejection>
+async fn check<B>(config: &Config, req: Request<B>) -> Result<Request<B>, CsrfRejection>
 where
     B: http_body::Body + From<Bytes>,
     B::Error: Into<BoxError>,
@@ -116,14 +141,22 @@ where
         None if is_urlencoded_form(req.headers()) => read_form(config.body_limit, req).await?,
         None => (req, None),
     };
-    // A request with no token at all is refused before any store I/O.
-    let given = given.ok_or(Rejection::Missing)?;
-    let session = session_of(config, &req).ok_or(Rejection::NoSessionLayer)?;
-    session.load().await.map_err(|_| Rejection::SessionLoad)?;
-    let expected = stored_token(&session).map_err(|_| Rejection::SessionLoad)?;
-    match expected {
-        Some(expected) if tokens_match(&expected, &given) => Ok(req),
-        _ => Err(Rejection::Invalid),
+    // A request with no token, or one that is no rendered token, is refused
+    // before any store I/O.
+    let given = given.ok_or(CsrfRejection::MissingToken)?;
+    let session = session_of(config, &req).ok_or(CsrfRejection::NoSessionLayer)?;
+    let given = unmask(&given).ok_or(CsrfRejection::InvalidToken)?;
+    session
+        .load()
+        .await
+        .map_err(|_| CsrfRejection::SessionLoadFailed)?;
+    let expected = stored_secret(&session)
+        .map_err(|_| CsrfRejection::SessionLoadFailed)?
+        .ok_or(CsrfRejection::NoSessionToken)?;
+    if secrets_match(&expected, &given) {
+        Ok(req)
+    } else {
+        Err(CsrfRejection::InvalidToken)
     }
 }
 
@@ -155,7 +188,7 @@ fn is_urlencoded_form(headers: &HeaderMap) -> bool {
 async fn read_form<B>(
     limit: usize,
     req: Request<B>,
-) -> Result<(Request<B>, Option<Vec<u8>>), Rejection>
+) -> Result<(Request<B>, Option<Vec<u8>>), CsrfRejection>
 where
     B: http_body::Body + From<Bytes>,
     B::Error: Into<BoxError>,
@@ -166,13 +199,13 @@ where
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit as u64) {
-        return Err(Rejection::TooLarge);
+        return Err(CsrfRejection::BodyTooLarge);
     }
     let (parts, body) = req.into_parts();
     let bytes = match Limited::new(body, limit).collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(err) if err.is::<LengthLimitError>() => return Err(Rejection::TooLarge),
-        Err(_) => return Err(Rejection::BadBody),
+        Err(err) if err.is::<LengthLimitError>() => return Err(CsrfRejection::BodyTooLarge),
+        Err(_) => return Err(CsrfRejection::UnreadableBody),
     };
     let given = form_urlencoded::parse(&bytes)
         .find(|(name, _)| name == FORM_FIELD)

@@ -1,6 +1,7 @@
 //! What a store keeps: the session's data, and what a save changed.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 use std::time::{Duration, SystemTime};
 
 // foldhash instead of std's SipHash: records and change sets are looked up by
@@ -41,7 +42,20 @@ pub(crate) fn value_nests_too_deep(value: &Value) -> bool {
 /// A session's data: string keys to JSON values.
 ///
 /// Flash messages live here too, under keys that start with `_flash`.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+///
+/// `Debug` prints the keys only, sorted: values may be secrets (a CSRF
+/// secret, a user's data), and for the cookie store a record is the whole
+/// plaintext of the cookie.
+///
+/// ```
+/// use sessio::store::Record;
+///
+/// let mut record = Record::new();
+/// record.insert("user", "ada@example.com".into());
+/// record.insert("_csrf", "s3cret".into());
+/// assert_eq!(format!("{record:?}"), r#"Record { keys: ["_csrf", "user"] }"#);
+/// ```
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Record {
     data: HashMap<String, Value, Hasher>,
@@ -120,6 +134,14 @@ impl Record {
                 }
             }
         }
+    }
+}
+
+impl fmt::Debug for Record {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut keys: Vec<&str> = self.data.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        f.debug_struct("Record").field("keys", &keys).finish()
     }
 }
 
