@@ -234,6 +234,20 @@ impl CookieAttrs {
         s
     }
 
+    /// The name of the session's companion cookie (an anonymous visitor's
+    /// CSRF secret): the session cookie's name with `-csrf`, so a `__Host-`
+    /// prefix carries over.
+    pub(crate) fn companion_name(&self) -> String {
+        format!("{}-csrf", self.name)
+    }
+
+    /// These attributes under another cookie name.
+    pub(crate) fn renamed(&self, name: String) -> Self {
+        let mut a = self.clone();
+        a.name = name;
+        a
+    }
+
     /// `Set-Cookie` that removes the cookie: empty value, `Max-Age=0`, an
     /// `Expires` in the past, and the same name, path, domain and flags.
     pub(crate) fn removal(&self) -> String {

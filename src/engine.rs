@@ -204,6 +204,13 @@ impl<St: Store> Shared<St> {
         }
     }
 
+    /// Queues the session's companion cookie (an anonymous CSRF secret), if
+    /// it has one to issue or remove.
+    pub(crate) fn settle_companion(&self, session: &Inner) {
+        let cx = self.cx(session.slot);
+        session.state().settle_companion(&cx);
+    }
+
     /// Puts a plan that was never carried out back into its session.
     pub(crate) fn put_back(&self, session: &Inner, plan: Plan) {
         session.state().restore(plan);

@@ -216,6 +216,23 @@ impl Session {
         }
     }
 
+    /// Loaded, not stored, no data: a visitor without a session (CSRF
+    /// secrets then go in a companion cookie).
+    #[cfg(feature = "csrf")]
+    pub(crate) fn is_anonymous(&self) -> Result<bool, Error> {
+        Ok(self.loaded_state()?.is_anonymous())
+    }
+
+    #[cfg(feature = "csrf")]
+    pub(crate) fn anon_secret(&self) -> Option<[u8; 32]> {
+        self.state().anon_secret()
+    }
+
+    #[cfg(feature = "csrf")]
+    pub(crate) fn make_anon_secret(&self, secret: [u8; 32]) {
+        self.state().make_anon_secret(secret);
+    }
+
     /// Reads and removes the list under `key` (flashes).
     pub(crate) fn take_list<T: DeserializeOwned>(&self, key: &str) -> Result<Vec<T>, Error> {
         let mut st = self.loaded_state()?;

@@ -606,24 +606,36 @@ async fn cycle_id_rotates_the_csrf_token() {
             .body(Body::empty())
             .unwrap()
     };
+    // An anonymous visitor: the secret rides in the companion cookie.
     let r = call(&app, "/token", None).await;
-    let (cookie, before) = (r.cookie("id").unwrap(), r.body);
-    let r = send(&app, post_with("/action", &cookie, &before)).await;
+    assert!(r.cookie("id").is_none(), "a token alone stores no session");
+    let (anon, before) = (r.cookie("id-csrf").unwrap(), r.body);
+    let r = send(&app, post_with("/action", &anon, &before)).await;
     assert_eq!(r.status, StatusCode::OK, "the token works before the login");
 
-    let r = send(&app, post_with("/login", &cookie, &before)).await;
+    let r = send(&app, post_with("/login", &anon, &before)).await;
     assert_eq!(r.status, StatusCode::OK);
     let cookie = r.cookie("id").unwrap();
-    let r = send(&app, post_with("/action", &cookie, &before)).await;
+    let both = format!("{cookie}; {anon}");
+    let r = send(&app, post_with("/action", &both, &before)).await;
     assert_eq!(
         r.status,
         StatusCode::FORBIDDEN,
         "the pre-login token still works"
     );
 
+    // A session that had a token before the login: rotated too.
     let after = call(&app, "/token", Some(&cookie)).await.body;
     let r = send(&app, post_with("/action", &cookie, &after)).await;
     assert_eq!(r.status, StatusCode::OK, "the new token is refused");
+    let r = send(&app, post_with("/login", &cookie, &after)).await;
+    let cookie = r.cookie("id").unwrap();
+    let r = send(&app, post_with("/action", &cookie, &after)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "the token survived a second login"
+    );
 }
 
 // SECURITY J47: a hundred forged cookies of the session's name cost a few

@@ -1,5 +1,7 @@
 //! The CSRF layer driving a real axum router.
 
+#[path = "csrf/anonymous.rs"]
+mod anonymous;
 mod common;
 #[path = "csrf/masking.rs"]
 mod masking;
@@ -34,7 +36,11 @@ where
     Router::new()
         .route(
             "/token",
-            get(|s: Session| async move { csrf_token(&s).unwrap() }),
+            // A stored session (anonymous visitors are tests/csrf/anonymous.rs).
+            get(|s: Session| async move {
+                s.set("visited", true).unwrap();
+                csrf_token(&s).unwrap()
+            }),
         )
         .route(
             "/secret",
@@ -336,17 +342,18 @@ async fn a_store_failure_during_the_check_is_the_session_layers_503() {
 
 #[tokio::test]
 async fn a_named_session_can_hold_the_token() {
-    let app =
-        Router::new()
-            .route(
-                "/token",
-                get(|s: sessio::Sessions| async move {
-                    csrf_token(&s.get("auth").await.unwrap()).unwrap()
-                }),
-            )
-            .route("/echo", post(echo))
-            .layer(CsrfLayer::new().with_session("auth"))
-            .layer(SessionLayer::many(MemoryStore::new(), key(), ["cart", "auth"]).unwrap());
+    let app = Router::new()
+        .route(
+            "/token",
+            get(|s: sessio::Sessions| async move {
+                let auth = s.get("auth").await.unwrap();
+                auth.set("visited", true).unwrap();
+                csrf_token(&auth).unwrap()
+            }),
+        )
+        .route("/echo", post(echo))
+        .layer(CsrfLayer::new().with_session("auth"))
+        .layer(SessionLayer::many(MemoryStore::new(), key(), ["cart", "auth"]).unwrap());
     let reply = send(&app, Request::get("/token").body(Body::empty()).unwrap()).await;
     let cookie = reply.cookie("auth").expect("the auth session is set");
     let req = request(Method::POST, "/echo", &cookie)

@@ -30,17 +30,29 @@ fn app_on<St: sessio::Store>(store: St, secure: bool) -> Router {
 }
 
 /// A client that keeps one cookie, as a browser would.
+/// A browser: its cookie jar, name to value.
 struct Client {
     app: Router,
-    cookie: Option<String>,
+    jar: std::collections::BTreeMap<String, String>,
 }
 
 impl Client {
     fn new(app: &Router) -> Self {
         Self {
             app: app.clone(),
-            cookie: None,
+            jar: Default::default(),
         }
+    }
+
+    /// The session cookie's `name=value`, if the browser holds one.
+    fn session(&self) -> Option<String> {
+        self.jar.get("id").map(|v| format!("id={v}"))
+    }
+
+    /// Puts a session cookie `id=value` in the jar.
+    fn set_session(&mut self, pair: String) {
+        let (_, v) = pair.split_once('=').unwrap();
+        self.jar.insert("id".to_owned(), v.to_owned());
     }
 
     async fn get(&mut self, path: &str) -> Reply {
@@ -64,10 +76,11 @@ impl Client {
 
     fn request(&self, method: &str, path: &str) -> axum::http::request::Builder {
         let req = Request::builder().method(method).uri(path);
-        match &self.cookie {
-            Some(c) => req.header(header::COOKIE, c),
-            None => req,
+        if self.jar.is_empty() {
+            return req;
         }
+        let header: Vec<String> = self.jar.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        req.header(header::COOKIE, header.join("; "))
     }
 
     /// Sends the next requests to `app`, keeping the cookie: the same browser
@@ -79,9 +92,14 @@ impl Client {
 
     async fn send(&mut self, req: Request<Body>) -> Reply {
         let reply = send(&self.app, req).await;
-        if let Some(set) = reply.set_cookie("id") {
-            let pair = set.split(';').next().unwrap().to_owned();
-            self.cookie = (!set.contains("Max-Age=0")).then_some(pair);
+        for set in reply.set_cookies() {
+            let pair = set.split(';').next().unwrap();
+            let (name, value) = pair.split_once('=').unwrap();
+            if set.contains("Max-Age=0") {
+                self.jar.remove(name);
+            } else {
+                self.jar.insert(name.to_owned(), value.to_owned());
+            }
         }
         reply
     }
@@ -195,16 +213,16 @@ async fn the_pre_login_cookie_does_not_authenticate_after_login() {
     let mut c = Client::new(&app);
     c.register("carol", "s3cret-pass").await;
     let token = c.token("/login").await;
-    let before = c.cookie.clone().expect("the login page started a session");
+    let before = c.session().expect("registering left a flash in a session");
     let fields = [("username", "carol"), ("password", "s3cret-pass")];
     assert_see_other(&c.post("/login", &fields, Some(&token)).await, "/");
-    let after = c.cookie.clone().unwrap();
+    let after = c.session().unwrap();
     assert_ne!(before, after, "login kept the session id");
     assert!(c.get("/").await.body.contains("Hello, carol!"));
 
     // An attacker who planted or saw `before` gets nothing.
     let mut attacker = Client::new(&app);
-    attacker.cookie = Some(before);
+    attacker.set_session(before);
     assert_see_other(&attacker.get("/").await, "/login");
 }
 
@@ -215,11 +233,11 @@ async fn a_cookie_replayed_after_logout_is_anonymous() {
     let mut c = Client::new(&app);
     c.register("dave", "long-enough").await;
     c.login("dave", "long-enough").await;
-    let logged_in = c.cookie.clone().unwrap();
+    let logged_in = c.session().unwrap();
     let token = token_in(&c.get("/").await.body).unwrap();
     c.post("/logout", &[], Some(&token)).await;
     let mut replay = Client::new(&app);
-    replay.cookie = Some(logged_in);
+    replay.set_session(logged_in);
     assert_see_other(&replay.get("/").await, "/login");
 }
 
@@ -256,7 +274,14 @@ async fn an_unknown_user_gets_the_same_answer_as_a_wrong_password() {
 async fn the_cookie_is_http_only_and_host_bound_when_secure() {
     let mut plain = Client::new(&app_with(false));
     let page = plain.get("/login").await;
-    let cookie = page.set_cookie("id").expect("the login page sets a cookie");
+    // An anonymous visitor gets only the CSRF companion cookie (SECURITY J46).
+    assert!(
+        page.set_cookie("id").is_none(),
+        "the login page stored a session"
+    );
+    let cookie = page
+        .set_cookie("id-csrf")
+        .expect("the login page sets a cookie");
     assert!(
         cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"),
         "{cookie}"
@@ -265,7 +290,7 @@ async fn the_cookie_is_http_only_and_host_bound_when_secure() {
 
     let mut secure = Client::new(&app_with(true));
     let page = secure.get("/login").await;
-    let cookie = page.set_cookie("__Host-id").expect("a __Host- cookie");
+    let cookie = page.set_cookie("__Host-id-csrf").expect("a __Host- cookie");
     assert!(
         cookie.contains("Secure") && cookie.contains("Path=/"),
         "{cookie}"
@@ -297,7 +322,7 @@ async fn a_login_on_one_instance_holds_on_the_other_with_redis() {
     let mut c = Client::new(&a);
     assert_see_other(&c.register("ada", "correct-horse").await, "/login");
     assert_see_other(&c.login("ada", "correct-horse").await, "/");
-    let logged_in = c.cookie.clone().unwrap();
+    let logged_in = c.session().unwrap();
 
     c.switch_to(&b);
     let home = c.get("/").await;
@@ -318,7 +343,7 @@ async fn a_login_on_one_instance_holds_on_the_other_with_redis() {
     // B's logout deleted the record: the logged-in cookie, replayed on A,
     // is anonymous.
     let mut replay = Client::new(&a);
-    replay.cookie = Some(logged_in);
+    replay.set_session(logged_in);
     assert_see_other(&replay.get("/").await, "/login");
 }
 

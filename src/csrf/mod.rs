@@ -11,6 +11,18 @@
 //! secret in constant time. Only masked tokens are accepted, in the header as
 //! in the form: the bare secret, read from the session, is refused.
 //!
+//! A visitor who has no stored session yet (a login or register page) does
+//! not get one just for a token: the secret then rides in a signed companion
+//! cookie named after the session cookie with `-csrf` (`id-csrf`,
+//! `__Host-id-csrf`), so rendering a form stores nothing and a flood of
+//! anonymous visits costs no memory. When the session is first stored the
+//! session's own secret takes over and the companion cookie is removed: a
+//! secret made in that same request is carried into the session (the page's
+//! forms keep working); at a login (`cycle_id`) it never is, so a token from
+//! before the login is refused after it. A companion cookie sent by the
+//! browser is carried into a session only under a `__Host-` name, which a
+//! sibling subdomain cannot plant.
+//!
 //! [`CsrfLayer`], placed *inside* the [`SessionLayer`](crate::SessionLayer),
 //! lets safe methods (GET, HEAD, OPTIONS, TRACE) through and checks every
 //! other request (POST, PUT, PATCH, DELETE, ...):

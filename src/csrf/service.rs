@@ -11,7 +11,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
-use super::token::{secrets_match, stored_secret, unmask};
+use super::token::{expected_secret, secrets_match, unmask};
 use super::{Config, CsrfRejection, RejectionResponse, SkipPredicate, FORM_FIELD, HEADER};
 use crate::error::BoxError;
 use crate::session::Session;
@@ -150,7 +150,7 @@ where
         .load()
         .await
         .map_err(|_| CsrfRejection::SessionLoadFailed)?;
-    let expected = stored_secret(&session)
+    let expected = expected_secret(&session)
         .map_err(|_| CsrfRejection::SessionLoadFailed)?
         .ok_or(CsrfRejection::NoSessionToken)?;
     if secrets_match(&expected, &given) {

@@ -46,16 +46,38 @@ pub(super) const TOKEN_LEN: usize = 86;
 /// # Ok(()) }
 /// ```
 pub fn csrf_token(session: &Session) -> Result<String, Error> {
-    let secret = match stored_secret(session)? {
-        Some(secret) => secret,
-        None => {
-            let mut secret = [0u8; SECRET_LEN];
-            rand::rng().fill_bytes(&mut secret);
-            session.set(SESSION_KEY, URL_SAFE_NO_PAD.encode(secret))?;
+    if let Some(secret) = stored_secret(session)? {
+        return Ok(mask(&secret));
+    }
+    // SECURITY J46: a visitor without a session gets the secret in a signed
+    // companion cookie; rendering a login form stores nothing.
+    if session.is_anonymous()? {
+        let secret = session.anon_secret().unwrap_or_else(|| {
+            let secret = random_secret();
+            session.make_anon_secret(secret);
             secret
-        }
-    };
+        });
+        return Ok(mask(&secret));
+    }
+    let secret = random_secret();
+    session.set(SESSION_KEY, URL_SAFE_NO_PAD.encode(secret))?;
     Ok(mask(&secret))
+}
+
+fn random_secret() -> [u8; SECRET_LEN] {
+    let mut secret = [0u8; SECRET_LEN];
+    rand::rng().fill_bytes(&mut secret);
+    secret
+}
+
+/// The secret a submitted token must match: the session's, or for a visitor
+/// without a stored session the companion cookie's.
+pub(super) fn expected_secret(session: &Session) -> Result<Option<[u8; SECRET_LEN]>, Error> {
+    match stored_secret(session)? {
+        Some(secret) => Ok(Some(secret)),
+        None if session.is_anonymous()? => Ok(session.anon_secret()),
+        None => Ok(None),
+    }
 }
 
 /// The secret kept in a loaded session, if it holds a well-formed one.

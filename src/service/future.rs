@@ -149,6 +149,9 @@ fn finish<St: Store, B: Default + Send + 'static>(
     }
     let private = shared.private;
     if first.is_none() {
+        for s in sessions.iter() {
+            shared.settle_companion(&s.inner);
+        }
         return Finished::Done(write_cookies(&sessions, res, private));
     }
     let shared = shared.clone();
@@ -164,6 +167,9 @@ fn finish<St: Store, B: Default + Send + 'static>(
                 }
                 return write_cookies(&sessions, error_response(&shared, &err), private);
             }
+        }
+        for s in sessions.iter() {
+            shared.settle_companion(&s.inner);
         }
         write_cookies(&sessions, res, private)
     }))

@@ -29,8 +29,17 @@ pub(super) fn read<St>(shared: &Shared<St>, slot: usize, headers: &HeaderMap) ->
     let mut verified = Vec::new();
     let (mut tried, mut rejected, mut skipped) = (0usize, 0usize, 0usize);
     let mut reason = "";
+    #[cfg(feature = "csrf")]
+    let companion = shared.cookies[slot].companion_name();
+    #[cfg(feature = "csrf")]
+    let mut anon = None;
     for line in headers.get_all(COOKIE) {
         for (n, v) in pairs(line.as_bytes()) {
+            #[cfg(feature = "csrf")]
+            if n == companion.as_bytes() && anon.is_none() {
+                anon = companion_secret(shared, &companion, v);
+                continue;
+            }
             if n != name.as_bytes() {
                 continue;
             }
@@ -76,7 +85,29 @@ pub(super) fn read<St>(shared: &Shared<St>, slot: usize, headers: &HeaderMap) ->
             "rejected session cookie"
         );
     }
-    State::from_cookies(verified, rejected + skipped > 0)
+    #[allow(unused_mut)]
+    let mut state = State::from_cookies(verified, rejected + skipped > 0);
+    #[cfg(feature = "csrf")]
+    if let Some(secret) = anon {
+        // A `__Host-` cookie cannot be planted by a sibling subdomain.
+        let host_only = companion
+            .get(..7)
+            .is_some_and(|p| p.eq_ignore_ascii_case("__Host-"));
+        state.anon_from_cookie(secret, host_only);
+    }
+    state
+}
+
+/// The CSRF secret in a companion cookie, if it verifies and has not expired.
+#[cfg(feature = "csrf")]
+fn companion_secret<St>(shared: &Shared<St>, name: &str, value: &[u8]) -> Option<[u8; 32]> {
+    let opened = shared
+        .codec
+        .decode(crate::codec::Protection::Signed, name, value)
+        .ok()?;
+    let now = unix_secs(shared.clock.now());
+    check_times(&opened.envelope, now, None).ok()?;
+    opened.value.try_into().ok()
 }
 
 /// SECURITY C13 / E25: the times sealed in the cookie decide, not the browser.

@@ -114,6 +114,24 @@ pub(crate) struct State {
     /// The generation whose save failed (the handler got the error).
     failed: Option<u64>,
     status: SessionStatus,
+    /// An anonymous visitor's CSRF secret, kept in its own signed cookie
+    /// instead of a stored session (see [`Anon`]).
+    anon: Option<Anon>,
+    /// The request carried the companion cookie of an anonymous secret.
+    anon_sent: bool,
+}
+
+/// A CSRF secret for a visitor who has no stored session: it rides in a
+/// signed companion cookie (`<name>-csrf`), so rendering a form stores
+/// nothing. Once the session is stored the session's own secret takes over.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Anon {
+    pub(crate) secret: [u8; 32],
+    /// Made in this request (so the companion cookie must go out).
+    pub(crate) fresh: bool,
+    /// Safe to carry into the session when it is first stored: made here, or
+    /// sent under a `__Host-` name that a sibling subdomain cannot plant.
+    pub(crate) adoptable: bool,
 }
 
 impl State {
@@ -209,6 +227,34 @@ impl State {
         if !self.settings_changed {
             self.settings = None;
         }
+    }
+
+    /// The request carried a valid companion cookie with this secret.
+    pub(crate) fn anon_from_cookie(&mut self, secret: [u8; 32], adoptable: bool) {
+        self.anon = Some(Anon {
+            secret,
+            fresh: false,
+            adoptable,
+        });
+        self.anon_sent = true;
+    }
+
+    /// Loaded, not stored, no data: a visitor without a session.
+    pub(crate) fn is_anonymous(&self) -> bool {
+        self.loaded && self.current.is_none() && self.data.is_empty()
+    }
+
+    pub(crate) fn anon_secret(&self) -> Option<[u8; 32]> {
+        self.anon.map(|a| a.secret)
+    }
+
+    /// A new anonymous secret, made in this request.
+    pub(crate) fn make_anon_secret(&mut self, secret: [u8; 32]) {
+        self.anon = Some(Anon {
+            secret,
+            fresh: true,
+            adoptable: true,
+        });
     }
 
     /// Loading failed; the layer answers with its error handler.

@@ -4,7 +4,7 @@
 use std::borrow::Cow;
 use std::time::Duration;
 
-use super::{Issued, Place, State};
+use super::{Anon, Issued, Place, State};
 use crate::clock::from_unix_secs;
 use crate::codec::{encoded_len, Codec, Envelope, Protection};
 use crate::config::CookieAttrs;
@@ -167,7 +167,10 @@ impl State {
         } else {
             match &self.current {
                 None if self.data.is_empty() => Op::Nothing,
-                None => Op::Create(take(&mut self.data)),
+                None => {
+                    self.adopt_anon();
+                    Op::Create(take(&mut self.data))
+                }
                 Some(c) if self.rotate => Op::Rotate {
                     old: c.value.clone(),
                     record: take(&mut self.data),
@@ -318,6 +321,57 @@ impl State {
             {
                 self.data = r;
             }
+        }
+    }
+
+    /// A session stored for the first time takes over an anonymous CSRF
+    /// secret it may trust, so forms rendered before still work.
+    fn adopt_anon(&mut self) {
+        use base64::Engine as _;
+        // Never at a login (`cycle_id`): a token from before must not work after.
+        if self.rotate {
+            return;
+        }
+        if let Some(a) = self.anon.filter(|a| a.adoptable) {
+            if self.data.get(super::CSRF_KEY).is_none() {
+                let text = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(a.secret);
+                self.set(super::CSRF_KEY, serde_json::Value::String(text));
+            }
+        }
+    }
+
+    /// Queues the companion cookie of an anonymous CSRF secret: issued when
+    /// made here and the session is still not stored, removed once the
+    /// session is stored (its own secret takes over).
+    pub(crate) fn settle_companion(&mut self, cx: &Cx<'_>) {
+        let stored = self.current.is_some();
+        let attrs = || cx.attrs.renamed(cx.attrs.companion_name());
+        match self.anon {
+            Some(a) if a.fresh && !stored => {
+                let attrs = attrs();
+                let envelope = Envelope {
+                    created: cx.now,
+                    issued: cx.now,
+                    expires: cx.expiry.deadline(cx.now),
+                    settings: None,
+                };
+                let len = encoded_len(Protection::Signed, a.secret.len());
+                self.moved.push(attrs.set_cookie_with(len, None, |out| {
+                    cx.codec.encode_into(
+                        Protection::Signed,
+                        &attrs.name,
+                        &envelope,
+                        &a.secret,
+                        out,
+                    );
+                }));
+                self.anon = Some(Anon { fresh: false, ..a });
+            }
+            _ if self.anon_sent && stored => {
+                self.moved.push(attrs().removal());
+                self.anon_sent = false;
+            }
+            _ => {}
         }
     }
 
