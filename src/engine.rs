@@ -289,3 +289,35 @@ impl<St: Store> Engine for Shared<St> {
         self.expiry
     }
 }
+
+/// The engine of a [`Session::detached`](crate::Session::detached): the
+/// session is loaded from the start and saves nowhere.
+pub(crate) struct Detached {
+    attrs: CookieAttrs,
+}
+
+impl Detached {
+    pub(crate) fn new() -> Self {
+        Self {
+            attrs: CookieAttrs::new("id"),
+        }
+    }
+}
+
+impl Engine for Detached {
+    fn load<'a>(&'a self, _: &'a Inner) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn save<'a>(&'a self, _: &'a Inner) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async { Ok(()) })
+    }
+
+    fn attrs(&self, _: usize) -> &CookieAttrs {
+        &self.attrs
+    }
+
+    fn expiry(&self) -> Expiry {
+        Expiry::default()
+    }
+}

@@ -9,7 +9,7 @@ pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// A shared backend error, kept as the `source()` of [`Error`] (shared so that
 /// `Error` is `Clone`).
-pub type SharedError = Arc<dyn StdError + Send + Sync + 'static>;
+pub(crate) type SharedError = Arc<dyn StdError + Send + Sync + 'static>;
 
 /// Everything that can go wrong in `sessio`.
 ///

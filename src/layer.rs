@@ -37,7 +37,7 @@ use crate::store::Store;
 /// typed error from [`build`](SessionLayerBuilder::build):
 ///
 /// ```
-/// use sessio::{ConfigError, Error, Expiry, Key, MemoryStore, SameSite, SessionLayer};
+/// use sessio::{ConfigError, Expiry, Key, MemoryStore, SameSite, SessionLayer};
 /// use std::time::Duration;
 ///
 /// let layer = SessionLayer::builder(MemoryStore::new(), Key::generate())
@@ -51,9 +51,9 @@ use crate::store::Store;
 ///     .with_cookie_name("__Host-sid")
 ///     .with_domain("example.com")
 ///     .build();
-/// assert!(matches!(bad, Err(Error::Config(ConfigError::HostPrefix))));
+/// assert_eq!(bad.unwrap_err(), ConfigError::HostPrefix);
 /// # let _ = layer;
-/// # Ok::<(), Error>(())
+/// # Ok::<(), ConfigError>(())
 /// ```
 pub struct SessionLayer<St> {
     shared: Arc<Shared<St>>,
@@ -71,7 +71,13 @@ impl<St: Store> SessionLayer<St> {
     /// Several named sessions over one store, each with its own cookie (gin's
     /// `sessions.Many`). Handlers reach them through [`Sessions`](crate::Sessions);
     /// [`Session`](crate::Session) extracts the first.
-    pub fn many<I, N>(store: St, key: Key, names: I) -> Result<Self, Error>
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::InvalidCookieName`] or [`ConfigError::DuplicateCookieName`]
+    /// for names a cookie cannot have or that repeat, and the other
+    /// [`ConfigError`]s of [`build`](SessionLayerBuilder::build).
+    pub fn many<I, N>(store: St, key: Key, names: I) -> Result<Self, ConfigError>
     where
         I: IntoIterator<Item = N>,
         N: Into<String>,
@@ -279,18 +285,25 @@ impl<St: Store> SessionLayerBuilder<St> {
     }
 
     /// Checks the configuration and builds the layer.
-    pub fn build(self) -> Result<SessionLayer<St>, Error> {
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming the first mistake: a zero expiry window or
+    /// absolute timeout, no cookie name or a repeated one, a name or
+    /// attribute a cookie cannot carry, or a `__Host-`/`__Secure-`, `SameSite=None`
+    /// or `Partitioned` cookie without the attributes those require.
+    pub fn build(self) -> Result<SessionLayer<St>, ConfigError> {
         self.expiry.validate()?;
         if self.absolute.is_some_and(|d| d.is_zero()) {
-            return Err(ConfigError::ZeroDuration("the absolute timeout").into());
+            return Err(ConfigError::ZeroDuration("the absolute timeout"));
         }
         if self.names.is_empty() {
-            return Err(ConfigError::InvalidCookieName.into());
+            return Err(ConfigError::InvalidCookieName);
         }
         let mut cookies = Vec::with_capacity(self.names.len());
         for name in &self.names {
             if cookies.iter().any(|c: &CookieAttrs| &c.name == name) {
-                return Err(ConfigError::DuplicateCookieName(name.clone()).into());
+                return Err(ConfigError::DuplicateCookieName(name.clone()));
             }
             let mut attrs = self.template.clone();
             attrs.name.clone_from(name);

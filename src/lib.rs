@@ -128,7 +128,7 @@ pub mod test_util;
 
 pub use codec::{Protection, MAX_COOKIE_LEN};
 pub use config::{CookieOptions, SameSite};
-pub use error::{BoxError, ConfigError, Error, SharedError, ValueError, ValueErrorKind};
+pub use error::{BoxError, ConfigError, Error, ValueError, ValueErrorKind};
 pub use expiry::{Expiry, Refresh, DEFAULT_IDLE, MAX_LIFETIME};
 pub use flash::MAX_FLASHES;
 pub use id::Id;

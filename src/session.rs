@@ -15,6 +15,7 @@ use crate::error::Error;
 use crate::expiry::Expiry;
 use crate::id::Id;
 use crate::state::{SessionStatus, State};
+use crate::store::{Changes, Record};
 
 /// A session, as a handler sees it.
 ///
@@ -123,6 +124,71 @@ impl Session {
         Ok(self.loaded_state()?.remove(key).is_some())
     }
 
+    /// Removes `key` and returns its value, deserialized (tower-sessions'
+    /// `remove`). A value that does not deserialize into `T` is an error and
+    /// stays in the session.
+    pub fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        let mut st = self.loaded_state()?;
+        let Some(v) = st.data().get(key) else {
+            return Ok(None);
+        };
+        let value = T::deserialize(v).map_err(Error::deserialize)?;
+        st.remove(key);
+        Ok(Some(value))
+    }
+
+    /// `true` when the session holds `key`.
+    pub fn contains_key(&self, key: &str) -> Result<bool, Error> {
+        Ok(self.loaded_state()?.data().get(key).is_some())
+    }
+
+    /// The keys the session holds, in no particular order (actix's
+    /// `entries`, gorilla's `Values`); reserved keys (`_flash…`, `_csrf`)
+    /// included.
+    pub fn keys(&self) -> Result<Vec<String>, Error> {
+        let st = self.loaded_state()?;
+        Ok(st.data().iter().map(|(k, _)| k.to_owned()).collect())
+    }
+
+    /// Replaces the value under `key` with `f(old)`; does nothing when the
+    /// key is absent. Returns the new value.
+    pub fn update<T, F>(&self, key: &str, f: F) -> Result<Option<T>, Error>
+    where
+        T: DeserializeOwned + Serialize,
+        F: FnOnce(T) -> T,
+    {
+        match self.get::<T>(key)? {
+            Some(old) => {
+                let new = f(old);
+                self.set(key, &new)?;
+                Ok(Some(new))
+            }
+            None => Ok(None),
+        }
+    }
+
+    /// Replaces the value under `key` with `f(old)`, or sets `default` when
+    /// the key is absent. Returns the new value.
+    ///
+    /// ```
+    /// # fn demo(session: sessio::Session) -> Result<(), sessio::Error> {
+    /// let visits: u64 = session.update_or("visits", 1, |n: u64| n + 1)?;
+    /// # let _ = visits;
+    /// # Ok(()) }
+    /// ```
+    pub fn update_or<T, F>(&self, key: &str, default: T, f: F) -> Result<T, Error>
+    where
+        T: DeserializeOwned + Serialize,
+        F: FnOnce(T) -> T,
+    {
+        let new = match self.get::<T>(key)? {
+            Some(old) => f(old),
+            None => default,
+        };
+        self.set(key, &new)?;
+        Ok(new)
+    }
+
     /// Removes every key, replacing what the store holds as of this request
     /// (a concurrent request's changes to other keys go too). A session
     /// cleared to empty is deleted from the store and its cookie removed when
@@ -205,6 +271,44 @@ impl Session {
     /// What this request did to the session so far.
     pub fn status(&self) -> SessionStatus {
         self.state().status()
+    }
+
+    /// The keys this request set, removed or cleared so far, not yet saved.
+    pub fn changes(&self) -> Changes {
+        self.state().changes().clone()
+    }
+
+    /// A session outside any layer, already loaded with `record`, that saves
+    /// nowhere: for a handler's unit tests (actix's `Session::new`), which
+    /// then look at [`changes`](Self::changes), [`status`](Self::status) and
+    /// the data.
+    ///
+    /// ```
+    /// use sessio::store::Record;
+    /// use sessio::{Session, SessionStatus};
+    ///
+    /// async fn handler(session: Session) -> Result<(), sessio::Error> {
+    ///     session.set("user", "ada")?;
+    ///     Ok(())
+    /// }
+    ///
+    /// # tokio_test(async {
+    /// let session = Session::detached(Record::new());
+    /// handler(session.clone()).await.unwrap();
+    /// assert_eq!(session.get::<String>("user").unwrap().as_deref(), Some("ada"));
+    /// assert_eq!(session.changes().set().collect::<Vec<_>>(), vec!["user"]);
+    /// assert_eq!(session.status(), SessionStatus::Changed);
+    /// # });
+    /// # fn tokio_test(f: impl std::future::Future<Output = ()>) {
+    /// #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+    /// # }
+    /// ```
+    pub fn detached(record: Record) -> Self {
+        Self::new(
+            Arc::new(crate::engine::Detached::new()),
+            0,
+            State::detached(record),
+        )
     }
 
     fn loaded_state(&self) -> Result<MutexGuard<'_, State>, Error> {

@@ -83,7 +83,7 @@ fn bad_configuration_is_a_typed_error() {
         ) -> sessio::SessionLayerBuilder<MemoryStore>,
     ) -> ConfigError {
         match f(SessionLayer::builder(MemoryStore::new(), key())).build() {
-            Err(Error::Config(e)) => e,
+            Err(e) => e,
             other => panic!("expected a config error, got {other:?}"),
         }
     }

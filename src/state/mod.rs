@@ -152,6 +152,20 @@ impl State {
         st
     }
 
+    /// A loaded session holding `record`, stored nowhere (see
+    /// [`Session::detached`](crate::Session::detached)).
+    pub(crate) fn detached(record: Record) -> Self {
+        Self {
+            loaded: true,
+            data: record,
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn changes(&self) -> &Changes {
+        &self.changes
+    }
+
     pub(crate) fn is_loaded(&self) -> bool {
         self.loaded
     }

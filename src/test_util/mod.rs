@@ -20,7 +20,31 @@
 //! [`Suite::client_side`]. One scenario waits about two seconds for a real TTL
 //! to run out, so stores with their own clocks (Redis) are checked too.
 
-use crate::store::Store;
+use crate::store::{Changes, Store};
+
+/// A change set as a request would hand it to [`Store::update`], for a
+/// custom store's own tests: `cleared` first (when true), then the keys
+/// `set`, then the keys `removed`.
+///
+/// ```
+/// let c = sessio::test_util::changes(&["cart"], &["flash"], false);
+/// assert_eq!(c.set().collect::<Vec<_>>(), vec!["cart"]);
+/// assert_eq!(c.removed().collect::<Vec<_>>(), vec!["flash"]);
+/// assert!(!c.cleared());
+/// ```
+pub fn changes(set: &[&str], removed: &[&str], cleared: bool) -> Changes {
+    let mut c = Changes::default();
+    if cleared {
+        c.record_clear();
+    }
+    for k in set {
+        c.record_set(k);
+    }
+    for k in removed {
+        c.record_remove(k);
+    }
+    c
+}
 
 mod layer;
 mod store;

@@ -4,8 +4,9 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 
+use super::changes;
 use crate::error::Error;
-use crate::store::{Changes, Expires, Record, Store, Updated};
+use crate::store::{Expires, Record, Store, Updated};
 
 fn expires_in(secs: u64) -> Expires {
     let ttl = Duration::from_secs(secs);
@@ -23,20 +24,6 @@ fn sample() -> Record {
     ]
     .into_iter()
     .collect()
-}
-
-fn changes(set: &[&str], removed: &[&str], cleared: bool) -> Changes {
-    let mut c = Changes::default();
-    if cleared {
-        c.record_clear();
-    }
-    for k in set {
-        c.record_set(k);
-    }
-    for k in removed {
-        c.record_remove(k);
-    }
-    c
 }
 
 pub(super) async fn must<T>(

@@ -18,7 +18,7 @@ use shard::Shard;
 const SHARDS: usize = 16;
 
 /// How many sessions a [`MemoryStore`] holds by default: 100,000 (about
-/// 25 MiB with small sessions). Past it, the least recently used make room.
+/// 24 MiB of sessions holding 100 bytes of data each). Past it, the least recently used make room.
 pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 
 type IdSource = dyn Fn() -> Id + Send + Sync;
@@ -32,8 +32,8 @@ type IdSource = dyn Fn() -> Id + Send + Sync;
 /// ([`with_max_sessions`](Self::with_max_sessions)): when full, the least
 /// recently used sessions are evicted, with a WARN, so a flood of anonymous
 /// visitors cannot grow memory without bound. Records are keyed by the
-/// SHA-256 of the id and kept as compact JSON, about 250 bytes per session
-/// of 100 bytes of data. Clones share the same sessions. Sessions do not
+/// SHA-256 of the id and kept as compact JSON: about 240 bytes in all for a
+/// session holding 100 bytes of data. Clones share the same sessions. Sessions do not
 /// survive a restart and are not shared between processes; use the Redis
 /// store for that.
 ///
@@ -83,8 +83,10 @@ impl MemoryStore {
         )
     }
 
-    /// Replaces the id generator, keeping the clock. Meant for tests that force
-    /// id collisions; production code keeps the default CSPRNG ids.
+    /// Replaces the id generator, keeping the clock. For tests that force id
+    /// collisions (feature `test-util`); production code keeps the CSPRNG.
+    #[cfg(any(test, feature = "test-util"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
     #[must_use]
     pub fn with_id_generator(self, ids: impl Fn() -> Id + Send + Sync + 'static) -> Self {
         let i = &self.inner;
