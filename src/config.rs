@@ -35,8 +35,8 @@ impl SameSite {
 /// use std::time::Duration;
 ///
 /// let remember_me = CookieOptions::new()
-///     .max_age(Duration::from_secs(30 * 24 * 3600))
-///     .same_site(SameSite::Strict);
+///     .with_max_age(Duration::from_secs(30 * 24 * 3600))
+///     .with_same_site(SameSite::Strict);
 /// # let _ = remember_me;
 /// ```
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -59,49 +59,49 @@ impl CookieOptions {
     /// `Max-Age` of the cookie and lifetime of the record, rolling: the same as
     /// [`Expiry::OnInactivity`](crate::Expiry::OnInactivity) for this session.
     #[must_use]
-    pub fn max_age(mut self, max_age: Duration) -> Self {
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
         self.max_age = Some(max_age);
         self
     }
 
     /// The `Path` attribute.
     #[must_use]
-    pub fn path(mut self, path: impl Into<String>) -> Self {
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
         self.path = Some(path.into());
         self
     }
 
     /// The `Domain` attribute; `None` removes it.
     #[must_use]
-    pub fn domain(mut self, domain: Option<&str>) -> Self {
+    pub fn with_domain(mut self, domain: Option<&str>) -> Self {
         self.domain = Some(domain.map(str::to_owned));
         self
     }
 
     /// The `Secure` attribute.
     #[must_use]
-    pub fn secure(mut self, secure: bool) -> Self {
+    pub fn with_secure(mut self, secure: bool) -> Self {
         self.secure = Some(secure);
         self
     }
 
     /// The `HttpOnly` attribute.
     #[must_use]
-    pub fn http_only(mut self, http_only: bool) -> Self {
+    pub fn with_http_only(mut self, http_only: bool) -> Self {
         self.http_only = Some(http_only);
         self
     }
 
     /// The `SameSite` attribute.
     #[must_use]
-    pub fn same_site(mut self, same_site: SameSite) -> Self {
+    pub fn with_same_site(mut self, same_site: SameSite) -> Self {
         self.same_site = Some(same_site);
         self
     }
 
     /// The `Partitioned` attribute (CHIPS).
     #[must_use]
-    pub fn partitioned(mut self, partitioned: bool) -> Self {
+    pub fn with_partitioned(mut self, partitioned: bool) -> Self {
         self.partitioned = Some(partitioned);
         self
     }

@@ -9,10 +9,10 @@ use tower_layer::Layer;
 use crate::clock::{Clock, SystemClock};
 use crate::codec::Codec;
 use crate::config::{CookieAttrs, SameSite};
-use crate::engine::{ErrorHandler, Shared};
 use crate::error::{ConfigError, Error};
 use crate::expiry::{Expiry, Refresh};
 use crate::key::{Key, KeyRing};
+use crate::persist::{ErrorHandler, LayerConfig};
 use crate::service::SessionService;
 use crate::store::Store;
 
@@ -56,7 +56,7 @@ use crate::store::Store;
 /// # Ok::<(), ConfigError>(())
 /// ```
 pub struct SessionLayer<St> {
-    shared: Arc<Shared<St>>,
+    config: Arc<LayerConfig<St>>,
 }
 
 impl<St: Store> SessionLayer<St> {
@@ -111,7 +111,7 @@ fn default_error_response(err: &Error) -> http::Response<()> {
 impl<St> Clone for SessionLayer<St> {
     fn clone(&self) -> Self {
         Self {
-            shared: self.shared.clone(),
+            config: self.config.clone(),
         }
     }
 }
@@ -120,7 +120,7 @@ impl<S, St> Layer<S> for SessionLayer<St> {
     type Service = SessionService<S, St>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        SessionService::new(inner, self.shared.clone())
+        SessionService::new(inner, self.config.clone())
     }
 }
 
@@ -130,13 +130,13 @@ impl<St> fmt::Debug for SessionLayer<St> {
             .field(
                 "cookies",
                 &self
-                    .shared
+                    .config
                     .cookies
                     .iter()
                     .map(|c| &c.name)
                     .collect::<Vec<_>>(),
             )
-            .field("expiry", &self.shared.expiry)
+            .field("expiry", &self.config.expiry)
             .finish_non_exhaustive()
     }
 }
@@ -247,9 +247,9 @@ impl<St: Store> SessionLayerBuilder<St> {
 
     /// Whether a response made from a loaded, non-empty session gets
     /// `Cache-Control: private` (a handler's `public` or `s-maxage` is
-    /// replaced) and `Vary: Cookie`, so a shared cache never hands one
+    /// replaced) and `Vary: Cookie`, so a config cache never hands one
     /// visitor's page to the next. Default on. Responses that set the session
-    /// cookie are `no-store` for shared caches whatever this says.
+    /// cookie are `no-store` for config caches whatever this says.
     #[must_use]
     pub fn with_private_responses(mut self, private: bool) -> Self {
         self.private = private;
@@ -321,7 +321,7 @@ impl<St: Store> SessionLayerBuilder<St> {
                 .then_some(crate::store::DEFAULT_CLIENT_SIDE_ABSOLUTE)
         });
         SessionLayer {
-            shared: Arc::new(Shared {
+            config: Arc::new(LayerConfig {
                 protection: self.store.protection(),
                 store: self.store,
                 codec: Codec::new(self.keys.all()),

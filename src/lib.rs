@@ -101,12 +101,16 @@
 struct ReadmeDoctests;
 
 pub mod clock;
+/// The response future of [`SessionService`], under its own module as tower
+/// and tower-http keep middleware futures.
+pub mod future {
+    pub use crate::service::ResponseFuture;
+}
 mod codec;
 mod config;
 #[cfg(feature = "csrf")]
 #[cfg_attr(docsrs, doc(cfg(feature = "csrf")))]
 pub mod csrf;
-mod engine;
 mod error;
 mod expiry;
 #[cfg(feature = "axum")]
@@ -116,6 +120,7 @@ mod flash;
 mod id;
 mod key;
 mod layer;
+mod persist;
 mod service;
 mod session;
 mod sessions;
@@ -134,7 +139,7 @@ pub use flash::MAX_FLASHES;
 pub use id::Id;
 pub use key::{Key, MIN_KEY_LEN};
 pub use layer::{SessionLayer, SessionLayerBuilder};
-pub use service::{ResponseFuture, SessionService};
+pub use service::SessionService;
 pub use session::Session;
 pub use sessions::Sessions;
 pub use state::SessionStatus;

@@ -10,10 +10,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::clock::from_unix_secs;
 use crate::config::CookieOptions;
-use crate::engine::Engine;
 use crate::error::Error;
 use crate::expiry::Expiry;
 use crate::id::Id;
+use crate::persist::ErasedLayer;
 use crate::state::{SessionStatus, State};
 use crate::store::{Changes, Record};
 
@@ -37,19 +37,19 @@ pub struct Session {
 }
 
 pub(crate) struct Inner {
-    pub(crate) engine: Arc<dyn Engine>,
+    pub(crate) layer: Arc<dyn ErasedLayer>,
     pub(crate) slot: usize,
-    pub(crate) once: tokio::sync::OnceCell<()>,
+    pub(crate) load_once: tokio::sync::OnceCell<()>,
     pub(crate) state: Mutex<State>,
 }
 
 impl Session {
-    pub(crate) fn new(engine: Arc<dyn Engine>, slot: usize, state: State) -> Self {
+    pub(crate) fn new(layer: Arc<dyn ErasedLayer>, slot: usize, state: State) -> Self {
         Self {
             inner: Arc::new(Inner {
-                engine,
+                layer,
                 slot,
-                once: tokio::sync::OnceCell::new(),
+                load_once: tokio::sync::OnceCell::new(),
                 state: Mutex::new(state),
             }),
         }
@@ -74,8 +74,8 @@ impl Session {
             return Ok(());
         }
         self.inner
-            .once
-            .get_or_try_init(|| self.inner.engine.load(&self.inner))
+            .load_once
+            .get_or_try_init(|| self.inner.layer.load(&self.inner))
             .await
             .map(|_| ())
     }
@@ -84,12 +84,12 @@ impl Session {
     /// returns any store error to the caller. The `Set-Cookie` is still sent
     /// with the response.
     pub async fn save(&self) -> Result<(), Error> {
-        self.inner.engine.save(&self.inner).await
+        self.inner.layer.save(&self.inner).await
     }
 
     /// The cookie name of this session.
     pub fn name(&self) -> &str {
-        &self.inner.engine.attrs(self.inner.slot).name
+        &self.inner.layer.attrs(self.inner.slot).name
     }
 
     /// The session id: `None` before the session is loaded, for a new session
@@ -248,7 +248,7 @@ impl Session {
         let mut st = self.state();
         let merged = st.with_options(&options);
         self.inner
-            .engine
+            .layer
             .attrs(self.inner.slot)
             .with_overrides(&merged.cookie)?;
         st.replace_settings(merged);
@@ -258,7 +258,7 @@ impl Session {
     /// The session's expiry policy: its own, when it set one, else the layer's.
     pub fn expiry(&self) -> Expiry {
         let own = self.state().own_expiry();
-        own.unwrap_or_else(|| self.inner.engine.expiry())
+        own.unwrap_or_else(|| self.inner.layer.expiry())
     }
 
     /// When the stored session expires unless a later request extends it (as
@@ -305,7 +305,7 @@ impl Session {
     /// ```
     pub fn detached(record: Record) -> Self {
         Self::new(
-            Arc::new(crate::engine::Detached::new()),
+            Arc::new(crate::persist::Detached::new()),
             0,
             State::detached(record),
         )

@@ -213,19 +213,19 @@ mod tests {
         let all = Settings {
             expiry: Some(Expiry::AtTime(UNIX_EPOCH + Duration::from_secs(77))),
             cookie: CookieOptions::new()
-                .path("/app")
-                .domain(Some("example.com"))
-                .secure(false)
-                .http_only(true)
-                .same_site(SameSite::None)
-                .partitioned(true),
+                .with_path("/app")
+                .with_domain(Some("example.com"))
+                .with_secure(false)
+                .with_http_only(true)
+                .with_same_site(SameSite::None)
+                .with_partitioned(true),
         };
         let cases = [
             Settings::default(),
             all,
             Settings {
                 expiry: Some(Expiry::OnInactivity(Duration::from_millis(1500))),
-                cookie: CookieOptions::new().domain(None),
+                cookie: CookieOptions::new().with_domain(None),
             },
         ];
         for s in cases {

@@ -37,7 +37,7 @@ fn app_on<St: sessio::Store + Clone>(layer: SessionLayer<St>, gate: Arc<Barrier>
         .route(
             "/remember",
             get(|s: Session| async move {
-                s.set_options(CookieOptions::new().max_age(30 * DAY))
+                s.set_options(CookieOptions::new().with_max_age(30 * DAY))
                     .unwrap();
                 s.set("user", "ada").unwrap();
                 "remembered"
@@ -55,7 +55,7 @@ fn app_on<St: sessio::Store + Clone>(layer: SessionLayer<St>, gate: Arc<Barrier>
             "/huge",
             get(|s: Session| async move {
                 s.set_expiry(Expiry::OnInactivity(Duration::MAX));
-                s.set_options(CookieOptions::new().max_age(Duration::MAX))
+                s.set_options(CookieOptions::new().with_max_age(Duration::MAX))
                     .unwrap();
                 s.set("n", 1).unwrap();
                 "huge"
@@ -64,9 +64,9 @@ fn app_on<St: sessio::Store + Clone>(layer: SessionLayer<St>, gate: Arc<Barrier>
         .route(
             "/place",
             get(|s: Session, Query(q): Params| async move {
-                let mut o = CookieOptions::new().path(q["path"].clone());
+                let mut o = CookieOptions::new().with_path(q["path"].clone());
                 if let Some(d) = q.get("domain") {
-                    o = o.domain(Some(d));
+                    o = o.with_domain(Some(d));
                 }
                 s.set_options(o).unwrap();
                 s.set("user", "ada").unwrap();

@@ -142,13 +142,16 @@ async fn per_session_options_override_the_layer() {
                 s.set("a", 1).unwrap();
                 s.set_options(
                     CookieOptions::new()
-                        .max_age(std::time::Duration::from_secs(3600))
-                        .path("/x")
-                        .same_site(SameSite::Strict),
+                        .with_max_age(std::time::Duration::from_secs(3600))
+                        .with_path("/x")
+                        .with_same_site(SameSite::Strict),
                 )
                 .unwrap();
-                let bad =
-                    s.set_options(CookieOptions::new().same_site(SameSite::None).secure(false));
+                let bad = s.set_options(
+                    CookieOptions::new()
+                        .with_same_site(SameSite::None)
+                        .with_secure(false),
+                );
                 assert!(matches!(
                     bad,
                     Err(Error::Config(ConfigError::SameSiteNoneWithoutSecure))

@@ -46,8 +46,8 @@ fn settings_ride_in_the_envelope() {
     let settings = Settings {
         expiry: Some(Expiry::OnInactivity(Duration::from_secs(30 * 86_400))),
         cookie: CookieOptions::new()
-            .path("/app")
-            .domain(Some("example.com")),
+            .with_path("/app")
+            .with_domain(Some("example.com")),
     };
     let env = Envelope {
         settings: Some(Arc::new(settings)),

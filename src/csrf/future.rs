@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 
 use pin_project_lite::pin_project;
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+type CheckFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
 pin_project! {
     /// Response future of [`CsrfService`](super::CsrfService).
@@ -35,7 +35,7 @@ pin_project! {
             future: F,
         },
         Checked {
-            future: BoxFuture<F::Output>,
+            future: CheckFuture<F::Output>,
         },
     }
 }
@@ -49,7 +49,7 @@ impl<F: Future> ResponseFuture<F> {
     }
 
     /// The check, then the inner service.
-    pub(super) fn checked(future: BoxFuture<F::Output>) -> Self {
+    pub(super) fn checked(future: CheckFuture<F::Output>) -> Self {
         Self {
             kind: Kind::Checked { future },
         }

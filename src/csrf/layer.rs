@@ -61,9 +61,11 @@ impl<P, R> CsrfLayer<P, R> {
     }
 
     /// Lets requests for which `predicate` returns `true` through unchecked,
-    /// like hertz's `csrf.WithNext`. Replaces any earlier predicate. Default:
-    /// every unsafe request is checked.
-    pub fn skip_if<F>(self, predicate: F) -> CsrfLayer<F, R> {
+    /// like hertz's `csrf.WithNext` (tower-http's name, which flags the
+    /// risk: only for requests that authenticate otherwise, such as signed
+    /// webhooks). Replaces any earlier predicate. Default: every unsafe
+    /// request is checked.
+    pub fn with_insecure_bypass<F>(self, predicate: F) -> CsrfLayer<F, R> {
         CsrfLayer {
             config: self.config,
             skip: Arc::new(predicate),

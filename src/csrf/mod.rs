@@ -95,7 +95,7 @@
 //! let layer = CsrfLayer::new()
 //!     .with_body_limit(1024 * 1024)
 //!     .with_session("auth")
-//!     .skip_if(|req: &Request<Body>| req.uri().path().starts_with("/webhooks/"))
+//!     .with_insecure_bypass(|req: &Request<Body>| req.uri().path().starts_with("/webhooks/"))
 //!     .with_rejection_response(|r: &CsrfRejection| -> Response {
 //!         (r.status(), "Please reload the form.").into_response()
 //!     });
@@ -143,7 +143,7 @@ struct Config {
 /// Decides which requests [`CsrfLayer`] lets through unchecked.
 ///
 /// Implemented for every `Fn(&Request<B>) -> bool`; see
-/// [`CsrfLayer::skip_if`].
+/// [`CsrfLayer::with_insecure_bypass`].
 pub trait SkipPredicate<B>: Send + Sync + 'static {
     /// `true` to let the request through without a token check.
     fn skip(&self, req: &Request<B>) -> bool;

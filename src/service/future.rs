@@ -12,21 +12,21 @@ use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
-use crate::engine::Shared;
 use crate::error::Error;
 use crate::expiry::Refresh;
+use crate::persist::LayerConfig;
 use crate::session::Session;
 use crate::store::Store;
 
 /// The saves still to run on the way out, boxed (their state is large).
-type Saving<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
+type PendingSaves<B> = Pin<Box<dyn Future<Output = Response<B>> + Send>>;
 
-/// How far [`finish`] got without waiting.
+/// How far [`plan_way_out`] got without waiting.
 enum Finished<B> {
     /// Nothing (more) to store: the response to send.
     Done(Response<B>),
     /// Saves to run before the response can go.
-    Saving(Saving<B>),
+    Storing(PendingSaves<B>),
 }
 
 pin_project! {
@@ -50,21 +50,21 @@ pin_project! {
             #[pin]
             future: F,
             sessions: Option<Arc<[Session]>>,
-            shared: Arc<Shared<St>>,
+            config: Arc<LayerConfig<St>>,
         },
-        Saving {
-            saving: Saving<B>,
+        Storing {
+            saving: PendingSaves<B>,
         },
     }
 }
 
 impl<F, St, B> ResponseFuture<F, St, B> {
-    pub(crate) fn new(future: F, sessions: Arc<[Session]>, shared: Arc<Shared<St>>) -> Self {
+    pub(crate) fn new(future: F, sessions: Arc<[Session]>, config: Arc<LayerConfig<St>>) -> Self {
         Self {
             state: State::Inner {
                 future,
                 sessions: Some(sessions),
-                shared,
+                config,
             },
         }
     }
@@ -84,24 +84,24 @@ where
                 StateProj::Inner {
                     future,
                     sessions,
-                    shared,
+                    config,
                 } => {
                     let res = ready!(future.poll(cx))?;
                     let sessions = sessions
                         .take()
                         .expect("ResponseFuture polled after completion");
-                    let every = shared.refresh == Refresh::OnEveryRequest;
+                    let every = config.refresh == Refresh::OnEveryRequest;
                     if sessions.iter().all(|s| s.untouched(every)) {
                         return Poll::Ready(Ok(res));
                     }
-                    match finish(shared, sessions, res) {
+                    match plan_way_out(config, sessions, res) {
                         Finished::Done(res) => return Poll::Ready(Ok(res)),
-                        Finished::Saving(saving) => saving,
+                        Finished::Storing(saving) => saving,
                     }
                 }
-                StateProj::Saving { saving } => return saving.as_mut().poll(cx).map(Ok),
+                StateProj::Storing { saving } => return saving.as_mut().poll(cx).map(Ok),
             };
-            self.as_mut().project().state.set(State::Saving { saving });
+            self.as_mut().project().state.set(State::Storing { saving });
         }
     }
 }
@@ -116,15 +116,15 @@ impl<F, St, B> fmt::Debug for ResponseFuture<F, St, B> {
 /// nothing to delete, and sessions with nothing to write are settled here,
 /// and the response comes back at once. Only when a session has something
 /// to write does the rest become a boxed future.
-fn finish<St: Store, B: Default + Send + 'static>(
-    shared: &Arc<Shared<St>>,
+fn plan_way_out<St: Store, B: Default + Send + 'static>(
+    config: &Arc<LayerConfig<St>>,
     sessions: Arc<[Session]>,
     res: Response<B>,
 ) -> Finished<B> {
     for s in sessions.iter() {
         let failed = s.state().take_load_error();
         if let Some(err) = failed {
-            return Finished::Done(error_response(shared, &err));
+            return Finished::Done(error_response(config, &err));
         }
     }
     // A 5xx means the handler failed part way: only deletions are carried out.
@@ -139,7 +139,7 @@ fn finish<St: Store, B: Default + Send + 'static>(
     let mut more = Vec::new();
     for (i, s) in sessions.iter().enumerate() {
         let last = alone && Arc::strong_count(&s.inner) == 1;
-        if let Some(plan) = shared.plan_for(&s.inner, last, server_error) {
+        if let Some(plan) = config.plan_for(&s.inner, last, server_error) {
             if first.is_none() {
                 first = Some((i, plan));
             } else {
@@ -147,36 +147,36 @@ fn finish<St: Store, B: Default + Send + 'static>(
             }
         }
     }
-    let private = shared.private;
+    let private = config.private;
     if first.is_none() {
         for s in sessions.iter() {
-            shared.settle_companion(&s.inner);
+            config.settle_companion(&s.inner);
         }
         return Finished::Done(write_cookies(&sessions, res, private));
     }
-    let shared = shared.clone();
-    Finished::Saving(Box::pin(async move {
+    let config = config.clone();
+    Finished::Storing(Box::pin(async move {
         let mut plans = first.into_iter().chain(more);
         while let Some((i, plan)) = plans.next() {
-            if let Err(err) = shared.apply(&sessions[i].inner, plan).await {
+            if let Err(err) = config.apply(&sessions[i].inner, plan).await {
                 // The sessions not saved keep their changes; those already
                 // saved still get their cookies (SECURITY I43): a record that
                 // was written or deleted must reach the browser.
                 for (j, plan) in plans {
-                    shared.put_back(&sessions[j].inner, plan);
+                    config.restore(&sessions[j].inner, plan);
                 }
-                return write_cookies(&sessions, error_response(&shared, &err), private);
+                return write_cookies(&sessions, error_response(&config, &err), private);
             }
         }
         for s in sessions.iter() {
-            shared.settle_companion(&s.inner);
+            config.settle_companion(&s.inner);
         }
         write_cookies(&sessions, res, private)
     }))
 }
 
 /// Appends each session's pending `Set-Cookie` headers. A response that sets
-/// one is never stored by a shared cache: `Cache-Control: no-store` unless the
+/// one is never stored by a config cache: `Cache-Control: no-store` unless the
 /// handler set its own, and a handler's `public` or `s-maxage` becomes
 /// `private, no-store`. With `private`, a response made from a loaded,
 /// non-empty session gets `Cache-Control: private` (or loses its `public`).
@@ -211,7 +211,7 @@ fn write_cookies<B>(sessions: &[Session], mut res: Response<B>, private: bool) -
         return res;
     }
     let headers = res.headers_mut();
-    // SECURITY J53: never cacheable by a shared cache.
+    // SECURITY J53: never cacheable by a config cache.
     let shared_cacheable = headers
         .get_all(CACHE_CONTROL)
         .iter()
@@ -243,7 +243,7 @@ fn write_cookies<B>(sessions: &[Session], mut res: Response<B>, private: bool) -
     res
 }
 
-/// `true` when a `Cache-Control` value lets a shared cache store the response.
+/// `true` when a `Cache-Control` value lets a config cache store the response.
 fn allows_shared_cache(value: &str) -> bool {
     value.split(',').any(|d| {
         let d = d.trim();
@@ -253,7 +253,7 @@ fn allows_shared_cache(value: &str) -> bool {
     })
 }
 
-fn error_response<St, B: Default>(shared: &Shared<St>, err: &Error) -> Response<B> {
-    let (parts, ()) = (shared.on_error)(err).into_parts();
+fn error_response<St, B: Default>(config: &LayerConfig<St>, err: &Error) -> Response<B> {
+    let (parts, ()) = (config.on_error)(err).into_parts();
     Response::from_parts(parts, B::default())
 }

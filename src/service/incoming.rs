@@ -5,7 +5,7 @@ use http::HeaderMap;
 
 use crate::clock::unix_secs;
 use crate::codec::Envelope;
-use crate::engine::Shared;
+use crate::persist::LayerConfig;
 use crate::state::{Issued, State};
 
 /// How far in the future an issue time may be before it is refused, for
@@ -21,8 +21,8 @@ const MAX_VERIFIED: usize = 3;
 /// across every `Cookie` header line, that verify and have not expired, in
 /// order (SECURITY D20, D21, D22); loading takes the first with a live
 /// record. Rejections are one WARN event per request, without the values.
-pub(super) fn read<St>(shared: &Shared<St>, slot: usize, headers: &HeaderMap) -> State {
-    let name = &shared.cookies[slot].name;
+pub(super) fn read<St>(config: &LayerConfig<St>, slot: usize, headers: &HeaderMap) -> State {
+    let name = &config.cookies[slot].name;
     // The clock is read only once a cookie of this name is there to check:
     // a request without one (most first visits, every asset) needs no time.
     let mut now = None;
@@ -30,14 +30,14 @@ pub(super) fn read<St>(shared: &Shared<St>, slot: usize, headers: &HeaderMap) ->
     let (mut tried, mut rejected, mut skipped) = (0usize, 0usize, 0usize);
     let mut reason = "";
     #[cfg(feature = "csrf")]
-    let companion = shared.cookies[slot].companion_name();
+    let companion = config.cookies[slot].companion_name();
     #[cfg(feature = "csrf")]
     let mut anon = None;
     for line in headers.get_all(COOKIE) {
         for (n, v) in pairs(line.as_bytes()) {
             #[cfg(feature = "csrf")]
             if n == companion.as_bytes() && anon.is_none() {
-                anon = companion_secret(shared, &companion, v);
+                anon = companion_secret(config, &companion, v);
                 continue;
             }
             if n != name.as_bytes() {
@@ -48,7 +48,7 @@ pub(super) fn read<St>(shared: &Shared<St>, slot: usize, headers: &HeaderMap) ->
                 continue;
             }
             tried += 1;
-            let opened = match shared.codec.decode(shared.protection, name, v) {
+            let opened = match config.codec.decode(config.protection, name, v) {
                 Ok(o) => o,
                 Err(e) => {
                     rejected += 1;
@@ -56,9 +56,9 @@ pub(super) fn read<St>(shared: &Shared<St>, slot: usize, headers: &HeaderMap) ->
                     continue;
                 }
             };
-            let now = *now.get_or_insert_with(|| unix_secs(shared.clock.now()));
+            let now = *now.get_or_insert_with(|| unix_secs(config.clock.now()));
             if let Err(why) =
-                check_times(&opened.envelope, now, shared.absolute.map(|d| d.as_secs()))
+                check_times(&opened.envelope, now, config.absolute.map(|d| d.as_secs()))
             {
                 rejected += 1;
                 reason = why;
@@ -100,12 +100,12 @@ pub(super) fn read<St>(shared: &Shared<St>, slot: usize, headers: &HeaderMap) ->
 
 /// The CSRF secret in a companion cookie, if it verifies and has not expired.
 #[cfg(feature = "csrf")]
-fn companion_secret<St>(shared: &Shared<St>, name: &str, value: &[u8]) -> Option<[u8; 32]> {
-    let opened = shared
+fn companion_secret<St>(config: &LayerConfig<St>, name: &str, value: &[u8]) -> Option<[u8; 32]> {
+    let opened = config
         .codec
         .decode(crate::codec::Protection::Signed, name, value)
         .ok()?;
-    let now = unix_secs(shared.clock.now());
+    let now = unix_secs(config.clock.now());
     check_times(&opened.envelope, now, None).ok()?;
     opened.value.try_into().ok()
 }

@@ -7,7 +7,7 @@ use std::task::{Context, Poll};
 use http::{Request, Response};
 use tower_service::Service;
 
-use crate::engine::{Engine, Shared};
+use crate::persist::{ErasedLayer, LayerConfig};
 use crate::session::Session;
 use crate::sessions::Sessions;
 use crate::store::Store;
@@ -22,12 +22,12 @@ pub use future::ResponseFuture;
 /// responses through the layer's error handler.
 pub struct SessionService<S, St> {
     inner: S,
-    shared: Arc<Shared<St>>,
+    config: Arc<LayerConfig<St>>,
 }
 
 impl<S, St> SessionService<S, St> {
-    pub(crate) fn new(inner: S, shared: Arc<Shared<St>>) -> Self {
-        Self { inner, shared }
+    pub(crate) fn new(inner: S, config: Arc<LayerConfig<St>>) -> Self {
+        Self { inner, config }
     }
 }
 
@@ -52,7 +52,7 @@ impl<S: Clone, St> Clone for SessionService<S, St> {
     fn clone(&self) -> Self {
         Self {
             inner: self.inner.clone(),
-            shared: self.shared.clone(),
+            config: self.config.clone(),
         }
     }
 }
@@ -85,18 +85,18 @@ where
         // Called here, on the service `poll_ready` readied, so only its future
         // goes into ours: no clone of the inner service per request.
         let inner = self.inner.call(req);
-        ResponseFuture::new(inner, sessions, self.shared.clone())
+        ResponseFuture::new(inner, sessions, self.config.clone())
     }
 }
 
 impl<S, St: Store> SessionService<S, St> {
     /// Reads the session cookies and puts unloaded handles in the request.
     fn attach<B>(&self, req: &mut Request<B>) -> Arc<[Session]> {
-        let engine: Arc<dyn Engine> = self.shared.clone();
-        let own: Arc<[Session]> = (0..self.shared.cookies.len())
+        let layer: Arc<dyn ErasedLayer> = self.config.clone();
+        let own: Arc<[Session]> = (0..self.config.cookies.len())
             .map(|slot| {
-                let state = incoming::read(&self.shared, slot, req.headers());
-                Session::new(engine.clone(), slot, state)
+                let state = incoming::read(&self.config, slot, req.headers());
+                Session::new(layer.clone(), slot, state)
             })
             .collect();
         let ext = req.extensions_mut();

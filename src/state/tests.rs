@@ -56,7 +56,7 @@ fn an_unknown_record_removes_its_cookie_at_its_path() {
     with_cx(|cx| {
         let settings = Settings {
             expiry: None,
-            cookie: CookieOptions::new().path("/app"),
+            cookie: CookieOptions::new().with_path("/app"),
         };
         let mut st = State::from_cookies(vec![issued("dead", Some(settings))], false);
         assert_eq!(st.next_candidate(), Some("dead"));

@@ -15,24 +15,24 @@ use crate::session::Inner;
 use crate::state::{Cx, Op, Outcome, Plan};
 use crate::store::{Store, Updated};
 
-pub(crate) type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+pub(crate) type StoreFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 
 /// Turns a store error into the response a client gets.
 pub(crate) type ErrorHandler = Arc<dyn Fn(&Error) -> http::Response<()> + Send + Sync>;
 
 /// What a [`Session`](crate::Session) needs from its layer, with the store type
 /// erased. The extractor has only the request to go on, so lazy loading needs
-/// this one dynamic call; the save on the way out calls [`Shared`] directly.
-pub(crate) trait Engine: Send + Sync + 'static {
-    fn load<'a>(&'a self, session: &'a Inner) -> BoxFuture<'a, Result<(), Error>>;
-    fn save<'a>(&'a self, session: &'a Inner) -> BoxFuture<'a, Result<(), Error>>;
+/// this one dynamic call; the save on the way out calls [`LayerConfig`] directly.
+pub(crate) trait ErasedLayer: Send + Sync + 'static {
+    fn load<'a>(&'a self, session: &'a Inner) -> StoreFuture<'a, Result<(), Error>>;
+    fn save<'a>(&'a self, session: &'a Inner) -> StoreFuture<'a, Result<(), Error>>;
     fn attrs(&self, slot: usize) -> &CookieAttrs;
     /// The layer's expiry, for sessions without their own.
     fn expiry(&self) -> Expiry;
 }
 
 /// Configuration and store shared by every request through one layer.
-pub(crate) struct Shared<St> {
+pub(crate) struct LayerConfig<St> {
     pub(crate) store: St,
     pub(crate) codec: Codec,
     pub(crate) protection: Protection,
@@ -73,7 +73,7 @@ impl Copied {
     }
 }
 
-impl<St: Store> Shared<St> {
+impl<St: Store> LayerConfig<St> {
     pub(crate) fn cx(&self, slot: usize) -> Cx<'_> {
         Cx {
             now: unix_secs(self.clock.now()),
@@ -212,7 +212,7 @@ impl<St: Store> Shared<St> {
     }
 
     /// Puts a plan that was never carried out back into its session.
-    pub(crate) fn put_back(&self, session: &Inner, plan: Plan) {
+    pub(crate) fn restore(&self, session: &Inner, plan: Plan) {
         session.state().restore(plan);
     }
 
@@ -272,12 +272,12 @@ impl<St: Store> Shared<St> {
     }
 }
 
-impl<St: Store> Engine for Shared<St> {
-    fn load<'a>(&'a self, session: &'a Inner) -> BoxFuture<'a, Result<(), Error>> {
+impl<St: Store> ErasedLayer for LayerConfig<St> {
+    fn load<'a>(&'a self, session: &'a Inner) -> StoreFuture<'a, Result<(), Error>> {
         Box::pin(self.load_session(session))
     }
 
-    fn save<'a>(&'a self, session: &'a Inner) -> BoxFuture<'a, Result<(), Error>> {
+    fn save<'a>(&'a self, session: &'a Inner) -> StoreFuture<'a, Result<(), Error>> {
         Box::pin(self.save_session(session))
     }
 
@@ -290,7 +290,7 @@ impl<St: Store> Engine for Shared<St> {
     }
 }
 
-/// The engine of a [`Session::detached`](crate::Session::detached): the
+/// The layer behind a [`Session::detached`](crate::Session::detached): the
 /// session is loaded from the start and saves nowhere.
 pub(crate) struct Detached {
     attrs: CookieAttrs,
@@ -304,12 +304,12 @@ impl Detached {
     }
 }
 
-impl Engine for Detached {
-    fn load<'a>(&'a self, _: &'a Inner) -> BoxFuture<'a, Result<(), Error>> {
+impl ErasedLayer for Detached {
+    fn load<'a>(&'a self, _: &'a Inner) -> StoreFuture<'a, Result<(), Error>> {
         Box::pin(async { Ok(()) })
     }
 
-    fn save<'a>(&'a self, _: &'a Inner) -> BoxFuture<'a, Result<(), Error>> {
+    fn save<'a>(&'a self, _: &'a Inner) -> StoreFuture<'a, Result<(), Error>> {
         Box::pin(async { Ok(()) })
     }
 
