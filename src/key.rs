@@ -59,6 +59,10 @@ impl Key {
     /// secret manager that got them from one). No entropy check is made here;
     /// [`Key::parse`], which reads keys typed or pasted by people, makes one.
     /// The caller's buffer is not zeroized; the key's own copies are.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::KeyTooShort`] for fewer than 32 bytes.
     pub fn from_bytes(master: &[u8]) -> Result<Self, ConfigError> {
         if master.len() < MIN_KEY_LEN {
             return Err(ConfigError::KeyTooShort(master.len()));
@@ -96,6 +100,12 @@ impl Key {
     /// assert!(ConfigError::WeakKey.to_string().contains("openssl rand -hex 32"));
     /// # Ok::<(), ConfigError>(())
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::KeyEncoding`] for text that is neither hex nor base64,
+    /// [`ConfigError::KeyTooShort`] for fewer than 32 bytes, and
+    /// [`ConfigError::WeakKey`] for low-entropy input.
     pub fn parse(encoded: &str) -> Result<Self, ConfigError> {
         let s = encoded.trim();
         // A string that is hex and long enough for a hex key is taken as hex;

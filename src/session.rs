@@ -69,6 +69,12 @@ impl Session {
     /// The axum extractor calls this for you. A failure is also reported to the
     /// layer, which answers with its error handler's response, so a handler
     /// never runs on a session that looks empty because the store was down.
+    ///
+    /// # Errors
+    ///
+    /// The store's error when it cannot be read ([`Error::StoreUnavailable`]
+    /// when unreachable). An unknown, expired or unreadable record is no
+    /// error: the session starts fresh.
     pub async fn load(&self) -> Result<(), Error> {
         if self.inner.state().is_loaded() {
             return Ok(());
@@ -83,6 +89,14 @@ impl Session {
     /// Persists the session now, instead of when the response goes out, and
     /// returns any store error to the caller. The `Set-Cookie` is still sent
     /// with the response.
+    ///
+    /// # Errors
+    ///
+    /// The store's error ([`Error::StoreUnavailable`], [`Error::Store`],
+    /// [`Error::RecordTooLarge`], ...), [`Error::CookieTooLarge`], or
+    /// [`Error::RecordGone`] when the session was ended elsewhere. A failed
+    /// save keeps its changes; the layer does not send them again on the way
+    /// out unless the session changes after the failure.
     pub async fn save(&self) -> Result<(), Error> {
         self.inner.layer.save(&self.inner).await
     }
@@ -104,6 +118,11 @@ impl Session {
     }
 
     /// The value under `key`, deserialized; `None` when absent.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoaded`] before the session is loaded;
+    /// [`Error::Deserialize`] when the value is not a `T`.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         let st = self.loaded_state()?;
         st.data()
@@ -113,6 +132,11 @@ impl Session {
     }
 
     /// Sets `key`. Setting the value already stored changes nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoaded`] before the session is loaded;
+    /// [`Error::Serialize`] when `value` cannot be serialized.
     pub fn set(&self, key: &str, value: impl Serialize) -> Result<(), Error> {
         let value = serde_json::to_value(value).map_err(Error::serialize)?;
         self.loaded_state()?.set(key, value);
@@ -120,6 +144,10 @@ impl Session {
     }
 
     /// Removes `key`, returning whether it was there.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoaded`] before the session is loaded.
     pub fn delete(&self, key: &str) -> Result<bool, Error> {
         Ok(self.loaded_state()?.remove(key).is_some())
     }
@@ -206,6 +234,10 @@ impl Session {
     /// and its cookie stops working. Call it when privileges change (login) to
     /// prevent session fixation.
     ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoaded`] before the session is loaded.
+    ///
     /// The move happens when the response goes out (or at [`save`](Self::save)),
     /// only if the old record still exists: a request that loaded the session
     /// before a concurrent logout does not bring it back. The CSRF token (the
@@ -243,7 +275,11 @@ impl Session {
     /// [`set_expiry`](Self::set_expiry) with [`Expiry::OnInactivity`]. When
     /// the `Path` or `Domain` changes, the cookie at the old place is removed.
     ///
-    /// Fails, changing nothing, when the result would be an invalid cookie.
+    /// # Errors
+    ///
+    /// [`Error::Config`], changing nothing, when the result would be an
+    /// invalid cookie (a `__Host-` cookie given a `Domain`, `SameSite=None`
+    /// without `Secure`, ...).
     pub fn set_options(&self, options: CookieOptions) -> Result<(), Error> {
         let mut st = self.state();
         let merged = st.with_options(&options);

@@ -35,6 +35,11 @@ impl Sessions {
     }
 
     /// The session with this cookie name, loaded (gin's `DefaultMany`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnknownSession`] when no layer has a session of that name;
+    /// the store's error when loading fails.
     pub async fn get(&self, name: &str) -> Result<Session, Error> {
         let session = self
             .find(name)

@@ -31,8 +31,10 @@ pub(super) const TOKEN_LEN: usize = 86;
 /// form field, a header or a URL without escaping. Making the secret is a
 /// change to the session (saved on the way out); later calls change nothing.
 ///
-/// The session must be loaded (the axum extractor does that), or this fails
-/// with [`Error::NotLoaded`].
+/// # Errors
+///
+/// [`Error::NotLoaded`] when the session is not loaded (the axum extractor
+/// loads it).
 ///
 /// ```
 /// # async fn demo(session: sessio::Session) -> Result<(), sessio::Error> {

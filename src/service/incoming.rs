@@ -127,8 +127,7 @@ fn check_times(env: &Envelope, now: u64, absolute: Option<u64>) -> Result<(), &'
 /// `name=value` pairs of one `Cookie` header line. Pieces without `=` are
 /// skipped, so one malformed cookie hides none of the others.
 pub(crate) fn pairs(line: &[u8]) -> impl Iterator<Item = (&[u8], &[u8])> {
-    // memchr finds each `;` a word at a time; a byte-by-byte split was most of
-    // this function's time on a typical header.
+    // memchr finds each `;` a word at a time, not byte by byte.
     let mut start = 0;
     let ends = memchr::memchr_iter(b';', line).chain(std::iter::once(line.len()));
     ends.map(move |end| {

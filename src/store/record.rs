@@ -5,8 +5,7 @@ use std::fmt;
 use std::time::{Duration, SystemTime};
 
 // foldhash instead of std's SipHash: records and change sets are looked up by
-// short keys several times per request, and SipHash was most of each lookup.
-// The keys come from the application's code (or from a record this layer
+// short keys several times per request, where SipHash is slow. The keys come from the application's code (or from a record this layer
 // stored), never from a client, and foldhash still seeds itself at random per
 // process, so hash flooding stays out of a client's reach.
 type Hasher = foldhash::fast::RandomState;
