@@ -80,6 +80,38 @@ impl Expiry {
             .is_some_and(|w| expires.saturating_sub(now).saturating_mul(2) < w.as_secs())
     }
 
+    /// `Max-Age` for a cookie whose session expires at `deadline`, seen at
+    /// `now`: none for a browser-session cookie.
+    pub(crate) fn max_age(self, deadline: u64, now: u64) -> Option<u64> {
+        self.persistent().then(|| deadline.saturating_sub(now))
+    }
+
+    /// The policy as a kind byte and whole seconds (a window, rounded up and
+    /// capped, or a moment), as the cookie envelope keeps it.
+    pub(crate) fn to_parts(self) -> (u8, u64) {
+        let secs = |d: Duration| {
+            let d = d.min(MAX_LIFETIME);
+            d.as_secs() + u64::from(d.subsec_nanos() > 0)
+        };
+        match self {
+            Self::BrowserSession { idle } => (0, secs(idle)),
+            Self::OnInactivity(d) => (1, secs(d)),
+            Self::AtTime(t) => (2, unix_secs(t)),
+        }
+    }
+
+    /// The policy [`to_parts`](Self::to_parts) made; `None` for an unknown kind.
+    pub(crate) fn from_parts(kind: u8, secs: u64) -> Option<Self> {
+        Some(match kind {
+            0 => Self::BrowserSession {
+                idle: Duration::from_secs(secs),
+            },
+            1 => Self::OnInactivity(Duration::from_secs(secs)),
+            2 => Self::AtTime(crate::clock::from_unix_secs(secs)),
+            _ => return None,
+        })
+    }
+
     pub(crate) fn validate(self) -> Result<(), ConfigError> {
         match self.window() {
             Some(d) if d.is_zero() => Err(ConfigError::ZeroDuration("the expiry window")),

@@ -13,18 +13,15 @@
 //! ```text
 //! flags u8        1 expiry, 2 path, 4 domain, 8 secure, 16 http-only,
 //!                 32 same-site, 64 partitioned
-//! expiry          kind u8 (0 browser session, 1 on inactivity, 2 at time) ‖ secs u64
+//! expiry          kind u8 ‖ secs u64 (see `Expiry::to_parts`)
 //! path            len u16 ‖ bytes
 //! domain          0 (none) | 1 ‖ len u16 ‖ bytes
 //! secure, http-only, partitioned   u8 0 | 1
 //! same-site       u8 0 Strict | 1 Lax | 2 None
 //! ```
 
-use std::time::Duration;
-
-use crate::clock::{from_unix_secs, unix_secs};
 use crate::config::{CookieOptions, SameSite};
-use crate::expiry::{Expiry, MAX_LIFETIME};
+use crate::expiry::Expiry;
 
 const EXPIRY: u8 = 1;
 const PATH: u8 = 2;
@@ -74,11 +71,7 @@ impl Settings {
         }
         out.push(flags);
         if let Some(e) = self.expiry {
-            let (kind, secs) = match e {
-                Expiry::BrowserSession { idle } => (0, whole_secs(idle)),
-                Expiry::OnInactivity(d) => (1, whole_secs(d)),
-                Expiry::AtTime(t) => (2, unix_secs(t)),
-            };
+            let (kind, secs) = e.to_parts();
             out.push(kind);
             out.extend_from_slice(&secs.to_be_bytes());
         }
@@ -117,14 +110,7 @@ impl Settings {
         if flags & EXPIRY != 0 {
             let kind = r.byte()?;
             let secs = u64::from_be_bytes(r.take(8)?.try_into().ok()?);
-            s.expiry = Some(match kind {
-                0 => Expiry::BrowserSession {
-                    idle: Duration::from_secs(secs),
-                },
-                1 => Expiry::OnInactivity(Duration::from_secs(secs)),
-                2 => Expiry::AtTime(from_unix_secs(secs)),
-                _ => return None,
-            });
+            s.expiry = Some(Expiry::from_parts(kind, secs)?);
         }
         if flags & PATH != 0 {
             s.cookie.path = Some(r.text()?);
@@ -155,13 +141,6 @@ impl Settings {
         }
         (r.0.is_empty() && flags < 128).then_some(s)
     }
-}
-
-/// Whole seconds, rounded up (a window of half a second is one second, not
-/// none), at most [`MAX_LIFETIME`].
-fn whole_secs(d: Duration) -> u64 {
-    let d = d.min(MAX_LIFETIME);
-    d.as_secs() + u64::from(d.subsec_nanos() > 0)
 }
 
 fn text(out: &mut Vec<u8>, s: &str) {
@@ -206,7 +185,7 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::UNIX_EPOCH;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
     fn settings_round_trip() {

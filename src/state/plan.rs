@@ -213,9 +213,7 @@ impl State {
             op,
             ended,
             changes: std::mem::take(&mut self.changes),
-            max_age: expiry
-                .persistent()
-                .then(|| envelope.expires.saturating_sub(cx.now)),
+            max_age: expiry.max_age(envelope.expires, cx.now),
             expires: Expires::new(
                 from_unix_secs(envelope.expires),
                 Duration::from_secs(envelope.expires.saturating_sub(cx.now)),
@@ -245,7 +243,7 @@ impl State {
             op: Op::Touch(c.value),
             ended: Vec::new(),
             changes: Changes::default(),
-            max_age: expiry.persistent().then(|| at.saturating_sub(cx.now)),
+            max_age: expiry.max_age(at, cx.now),
             expires: Expires::new(
                 from_unix_secs(at),
                 Duration::from_secs(at.saturating_sub(cx.now)),
