@@ -254,6 +254,11 @@ pub enum ConfigError {
     /// A duration was zero where a positive one is needed.
     #[error("{0} must be longer than zero")]
     ZeroDuration(&'static str),
+    /// A SQL store's table name is not `table` or `schema.table` made of
+    /// ASCII letters, digits and `_` (at most 48 a part, not starting with a
+    /// digit).
+    #[error("invalid session table name")]
+    InvalidTableName,
 }
 
 #[cfg(test)]

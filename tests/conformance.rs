@@ -3,7 +3,7 @@
 use sessio::test_util::Suite;
 use sessio::MemoryStore;
 
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "postgres"))]
 mod common;
 
 #[tokio::test]
@@ -51,4 +51,56 @@ async fn redis_cluster_store_passes_the_conformance_suite() {
         .filter(|n| n.cli(&["DBSIZE"]) != "0")
         .count();
     assert!(holding >= 2, "all sessions landed on one master");
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_store_passes_the_conformance_suite_on_a_file() {
+    use sessio::store::sqlx::sqlite::{SqliteConnectOptions, SqlitePoolOptions};
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteConnectOptions::new()
+        .filename(dir.path().join("sessions.db"))
+        .create_if_missing(true);
+    let pool = SqlitePoolOptions::new()
+        .connect_with(options)
+        .await
+        .unwrap();
+    let store = sessio::SqlStore::sqlite(pool);
+    store.migrate().await.expect("migrate");
+    let report = Suite::new(store).run().await;
+    assert_eq!(report.passed(), 21);
+    assert!(report.skipped().is_empty());
+}
+
+#[cfg(feature = "sqlite")]
+#[tokio::test]
+async fn sqlite_store_passes_the_conformance_suite_in_memory() {
+    use sessio::store::sqlx::sqlite::SqlitePoolOptions;
+    // One connection: each in-memory connection is a database of its own.
+    let pool = SqlitePoolOptions::new()
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let store = sessio::SqlStore::sqlite(pool);
+    store.migrate().await.expect("migrate");
+    let report = Suite::new(store).run().await;
+    assert_eq!(report.passed(), 21);
+    assert!(report.skipped().is_empty());
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test]
+async fn postgres_store_passes_the_conformance_suite() {
+    let server = common::postgres::PgServer::start();
+    let pool = sessio::store::sqlx::PgPool::connect(&server.url())
+        .await
+        .expect("pool");
+    let store = sessio::SqlStore::postgres(pool);
+    store.migrate().await.expect("migrate");
+    let report = Suite::new(store).run().await;
+    assert_eq!(report.passed(), 21);
+    assert!(report.skipped().is_empty());
 }

@@ -183,6 +183,17 @@ pub use redis::fuzzing as redis_fuzzing;
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
 pub use redis::{RedisStore, RedisStoreBuilder};
 
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+mod sql;
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
+pub use sql::{SqlStore, Sweeper, DEFAULT_SWEEP_BATCH, DEFAULT_TABLE_NAME};
+/// The sqlx crate [`SqlStore`] is built on, re-exported so that a pool you
+/// build for it comes from the same version.
+#[cfg(any(feature = "postgres", feature = "sqlite"))]
+#[cfg_attr(docsrs, doc(cfg(any(feature = "postgres", feature = "sqlite"))))]
+pub use sqlx;
+
 /// A place to keep sessions. See the [module docs](self) for the contract and
 /// a complete example.
 pub trait Store: Send + Sync + 'static {

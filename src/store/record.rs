@@ -16,12 +16,22 @@ use serde_json::Value;
 /// The deepest nesting of arrays and objects, the record's own map included,
 /// that `serde_json` reads back (its recursion limit). Stores that keep a
 /// record as JSON check it: deeper data would encode fine and never decode.
-#[cfg(any(feature = "memory-store", feature = "cookie-store"))]
+#[cfg(any(
+    feature = "memory-store",
+    feature = "cookie-store",
+    feature = "postgres",
+    feature = "sqlite"
+))]
 pub(crate) const MAX_DEPTH: usize = 127;
 
 /// `true` when `value`, as a value of a record, holds an array or object
 /// deeper than [`MAX_DEPTH`]. Scalars, the common case, cost no allocation.
-#[cfg(any(feature = "memory-store", feature = "cookie-store"))]
+#[cfg(any(
+    feature = "memory-store",
+    feature = "cookie-store",
+    feature = "postgres",
+    feature = "sqlite"
+))]
 pub(crate) fn value_nests_too_deep(value: &Value) -> bool {
     if !matches!(value, Value::Array(_) | Value::Object(_)) {
         return false;

@@ -15,6 +15,8 @@ use sessio::store::{Changes, Expires, Record, Store, Updated};
 use sessio::{Error, Key, MemoryStore, Session};
 use tower::ServiceExt;
 
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 

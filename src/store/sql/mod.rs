@@ -1,0 +1,380 @@
+//! [`SqlStore`]: sessions in PostgreSQL or SQLite, over the application's
+//! sqlx pool.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{storage_key, Changes, Expires, Record, Store, Updated};
+use crate::error::Error;
+use crate::id::{self, Id};
+
+mod format;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "sqlite")]
+mod sqlite;
+mod sweep;
+mod table;
+
+use format::Patch;
+pub use sweep::Sweeper;
+use table::Table;
+
+/// The table a [`SqlStore`] uses unless told otherwise: `sessio_sessions`.
+pub const DEFAULT_TABLE_NAME: &str = "sessio_sessions";
+
+/// How many expired rows one sweep deletes at most, by default: 1,000.
+pub const DEFAULT_SWEEP_BATCH: u32 = 1_000;
+
+/// How many fresh ids `create` and `rotate` try before giving up; with
+/// 128-bit random ids a second attempt already means something is wrong.
+const CREATE_ATTEMPTS: usize = 8;
+
+/// The longest TTL written: 100 years, far past any session's, and within
+/// every database's range of timestamps and intervals.
+const MAX_TTL_MS: i64 = 100 * 366 * 24 * 60 * 60 * 1000;
+
+type IdSource = dyn Fn() -> Id + Send + Sync;
+
+#[doc = include_str!("doc.md")]
+#[derive(Clone)]
+pub struct SqlStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    backend: Backend,
+    table: Table,
+    sweep_batch: u32,
+    ids: Arc<IdSource>,
+}
+
+enum Backend {
+    #[cfg(feature = "postgres")]
+    Postgres(postgres::PgBackend),
+    #[cfg(feature = "sqlite")]
+    Sqlite(sqlite::SqliteBackend),
+}
+
+/// Runs `$call` on whichever backend the store has.
+macro_rules! on_backend {
+    ($store:expr, $b:ident => $call:expr) => {
+        match &$store.inner.backend {
+            #[cfg(feature = "postgres")]
+            Backend::Postgres($b) => $call,
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite($b) => $call,
+        }
+    };
+}
+
+/// What a per-key merge did to the stored row.
+enum Merged {
+    Written,
+    Emptied,
+    Gone,
+}
+
+impl SqlStore {
+    /// A store in PostgreSQL over the application's `pool`, in the table
+    /// [`DEFAULT_TABLE_NAME`]. Nothing is sent until the first request (or
+    /// [`migrate`](Self::migrate)).
+    ///
+    /// ```no_run
+    /// use sessio::store::sqlx::postgres::PgPoolOptions;
+    /// use sessio::{Key, SessionLayer, SqlStore};
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let pool = PgPoolOptions::new()
+    ///     .max_connections(10)
+    ///     .acquire_timeout(std::time::Duration::from_secs(1))
+    ///     .connect_lazy("postgres://app@localhost/app")?;
+    /// let store = SqlStore::postgres(pool).with_table_name("auth.sessions")?;
+    /// store.migrate().await?; // or run `store.schema_sql()` in your migrations
+    /// let _sweeper = store.spawn_sweeper(std::time::Duration::from_secs(300));
+    /// let layer = SessionLayer::new(store, Key::generate());
+    /// # let _ = layer;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "postgres")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+    pub fn postgres(pool: sqlx::PgPool) -> Self {
+        Self::build(Table::default_table(), |t| {
+            Backend::Postgres(postgres::PgBackend::new(pool, t))
+        })
+    }
+
+    /// A store in SQLite over the application's `pool`, in the table
+    /// [`DEFAULT_TABLE_NAME`].
+    ///
+    /// An in-memory database (`sqlite::memory:`) is one database per
+    /// connection: give such a pool `max_connections(1)` (or name a shared
+    /// cache), or each connection sees different sessions.
+    ///
+    /// ```
+    /// use sessio::store::sqlx::sqlite::SqlitePoolOptions;
+    /// use sessio::{Key, SessionLayer, SqlStore};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// // A file keeps sessions across restarts: "sqlite://sessions.db?mode=rwc".
+    /// let pool = SqlitePoolOptions::new()
+    ///     .max_connections(1)
+    ///     .connect("sqlite::memory:")
+    ///     .await?;
+    /// let store = SqlStore::sqlite(pool);
+    /// store.migrate().await?;
+    /// assert_eq!(store.table_name(), "sessio_sessions");
+    /// let layer = SessionLayer::new(store, Key::generate());
+    /// # let _ = layer;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "sqlite")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "sqlite")))]
+    pub fn sqlite(pool: sqlx::SqlitePool) -> Self {
+        Self::build(Table::default_table(), |t| {
+            Backend::Sqlite(sqlite::SqliteBackend::new(pool, t))
+        })
+    }
+
+    fn build(table: Table, backend: impl FnOnce(&Table) -> Backend) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                backend: backend(&table),
+                table,
+                sweep_batch: DEFAULT_SWEEP_BATCH,
+                ids: Arc::new(Id::generate),
+            }),
+        }
+    }
+
+    /// Rebuilds the store with a change to its settings, keeping the pool.
+    fn with(self, table: Table, sweep_batch: u32, ids: Arc<IdSource>) -> Self {
+        let backend = match &self.inner.backend {
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(b) => {
+                Backend::Postgres(postgres::PgBackend::new(b.pool.clone(), &table))
+            }
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(b) => {
+                Backend::Sqlite(sqlite::SqliteBackend::new(b.pool.clone(), &table))
+            }
+        };
+        Self {
+            inner: Arc::new(Inner {
+                backend,
+                table,
+                sweep_batch,
+                ids,
+            }),
+        }
+    }
+
+    /// Uses the table `name` (default [`DEFAULT_TABLE_NAME`]): `table` or
+    /// `schema.table` (on SQLite the schema is an attached database's name),
+    /// each part ASCII letters, digits and `_`, not starting with a digit, at
+    /// most 48 long. Names are quoted in SQL, so their case is kept. The
+    /// schema itself is not created.
+    ///
+    /// Anything else fails with [`ConfigError::InvalidTableName`](crate::ConfigError::InvalidTableName):
+    /// the name is written into SQL, so nothing that could carry SQL is
+    /// accepted.
+    pub fn with_table_name(self, name: &str) -> Result<Self, Error> {
+        let table = Table::parse(name)?;
+        let (batch, ids) = (self.inner.sweep_batch, self.inner.ids.clone());
+        Ok(self.with(table, batch, ids))
+    }
+
+    /// The most expired rows one sweep ([`delete_expired`](Self::delete_expired),
+    /// each tick of [`spawn_sweeper`](Self::spawn_sweeper)) deletes, so a
+    /// sweep never holds the table for long. Default [`DEFAULT_SWEEP_BATCH`];
+    /// at least 1.
+    #[must_use]
+    pub fn with_sweep_batch(self, rows: u32) -> Self {
+        let (table, ids) = (self.inner.table.clone(), self.inner.ids.clone());
+        self.with(table, rows.max(1), ids)
+    }
+
+    /// Replaces the id generator. Meant for tests that force id collisions;
+    /// production code keeps the default CSPRNG ids.
+    #[must_use]
+    pub fn with_id_generator(self, ids: impl Fn() -> Id + Send + Sync + 'static) -> Self {
+        let (table, batch) = (self.inner.table.clone(), self.inner.sweep_batch);
+        self.with(table, batch, Arc::new(ids))
+    }
+
+    /// The session table's name, as given.
+    pub fn table_name(&self) -> &str {
+        self.inner.table.name()
+    }
+
+    /// The most rows one sweep deletes.
+    pub fn sweep_batch(&self) -> u32 {
+        self.inner.sweep_batch
+    }
+
+    /// The SQL [`migrate`](Self::migrate) runs, for teams that run their own
+    /// migrations: the table and its expiry index, both `IF NOT EXISTS`,
+    /// separated by `;` and newlines.
+    pub fn schema_sql(&self) -> String {
+        let ddl = on_backend!(self, b => b.ddl());
+        format!("{};\n{};\n", ddl[0], ddl[1])
+    }
+
+    /// Creates the table and its index if they do not exist. Safe to run on
+    /// every start, from several servers at once (on PostgreSQL an advisory
+    /// lock keeps them from racing on the catalog).
+    pub async fn migrate(&self) -> Result<(), Error> {
+        on_backend!(self, b => b.migrate().await)
+    }
+
+    /// Deletes up to [`sweep_batch`](Self::sweep_batch) expired rows, oldest
+    /// first, and answers how many went. Reads never return an expired row
+    /// (and delete the one they find); this keeps the table from growing
+    /// with sessions nobody comes back for.
+    pub async fn delete_expired(&self) -> Result<u64, Error> {
+        let batch = self.inner.sweep_batch;
+        on_backend!(self, b => b.delete_expired(batch).await)
+    }
+
+    /// Starts a task that calls [`delete_expired`](Self::delete_expired) now
+    /// and then every `every`; a failed sweep is logged (WARN) and retried
+    /// at the next tick. The task stops when the returned [`Sweeper`] is
+    /// dropped. Each server may run one: on PostgreSQL concurrent sweeps
+    /// skip each other's rows.
+    ///
+    /// # Panics
+    ///
+    /// Outside a Tokio runtime.
+    pub fn spawn_sweeper(&self, every: Duration) -> Sweeper {
+        Sweeper::spawn(self.clone(), every)
+    }
+
+    fn kind(&self) -> &'static str {
+        match &self.inner.backend {
+            #[cfg(feature = "postgres")]
+            Backend::Postgres(_) => "postgres",
+            #[cfg(feature = "sqlite")]
+            Backend::Sqlite(_) => "sqlite",
+        }
+    }
+}
+
+impl Store for SqlStore {
+    async fn create(&self, record: &Record, expires: Expires) -> Result<String, Error> {
+        let data = format::encode(record)?;
+        let ids = &*self.inner.ids;
+        on_backend!(self, b => b.create(&data, expires, ids).await)
+    }
+
+    async fn load(&self, value: &str) -> Result<Option<Record>, Error> {
+        // SECURITY A4: malformed values never reach the database.
+        if !id::is_valid(value) {
+            return Ok(None);
+        }
+        let key = storage_key("", value);
+        let data = on_backend!(self, b => b.load(&key).await)?;
+        // SECURITY I44: ours, but unreadable: the layer starts afresh.
+        data.map(|d| format::decode(&d)).transpose()
+    }
+
+    async fn update(
+        &self,
+        value: &str,
+        record: &Record,
+        changes: &Changes,
+        expires: Expires,
+    ) -> Result<Updated, Error> {
+        if !id::is_valid(value) {
+            return Ok(Updated::Gone);
+        }
+        let patch = Patch::new(record, changes)?;
+        let key = storage_key("", value);
+        let merged = on_backend!(self, b => b.update(&key, &patch, expires).await)?;
+        Ok(match merged {
+            Merged::Written => Updated::Written(value.to_owned()),
+            // SECURITY I38: the merged record was empty and is deleted.
+            Merged::Emptied => Updated::Emptied,
+            // SECURITY F28: deleted or expired; nothing was written.
+            Merged::Gone => Updated::Gone,
+        })
+    }
+
+    async fn rotate(
+        &self,
+        old: &str,
+        record: &Record,
+        changes: &Changes,
+        expires: Expires,
+    ) -> Result<Updated, Error> {
+        if !id::is_valid(old) {
+            return Ok(Updated::Gone);
+        }
+        let patch = Patch::new(record, changes)?;
+        let key = storage_key("", old);
+        let ids = &*self.inner.ids;
+        // SECURITY I39: the move happens only if the old row is live, atomically.
+        on_backend!(self, b => b.rotate(&key, &patch, expires, ids).await)
+    }
+
+    async fn touch(&self, value: &str, expires: Expires) -> Result<bool, Error> {
+        if !id::is_valid(value) {
+            return Ok(false);
+        }
+        let key = storage_key("", value);
+        on_backend!(self, b => b.touch(&key, expires).await)
+    }
+
+    async fn delete(&self, value: &str) -> Result<(), Error> {
+        if !id::is_valid(value) {
+            return Ok(());
+        }
+        let key = storage_key("", value);
+        on_backend!(self, b => b.delete(&key).await)
+    }
+}
+
+impl fmt::Debug for SqlStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The pool's own Debug shows its connect options, password included.
+        let (size, idle) = on_backend!(self, b => (b.pool.size(), b.pool.num_idle()));
+        f.debug_struct("SqlStore")
+            .field("backend", &self.kind())
+            .field("table", &self.table_name())
+            .field("sweep_batch", &self.inner.sweep_batch)
+            .field("pool_size", &size)
+            .field("pool_idle", &idle)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The TTL to write, in milliseconds.
+fn ttl_ms(expires: Expires) -> i64 {
+    i64::try_from(expires.ttl().as_millis())
+        .unwrap_or(i64::MAX)
+        .min(MAX_TTL_MS)
+}
+
+/// `true` for the driver-level errors that mean the database cannot be
+/// reached now: I/O (refused, reset, closed), TLS, the pool timing out or
+/// closed, SQLite's worker thread gone.
+fn unreachable(e: &sqlx::Error) -> bool {
+    matches!(
+        e,
+        sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed
+            | sqlx::Error::WorkerCrashed
+    )
+}
+
+/// What went wrong inside the store, kept as the `source()` of [`Error`].
+#[derive(Debug, thiserror::Error)]
+enum Failure {
+    #[error("unreadable session record in the sql store")]
+    Corrupt,
+    #[error("could not mint an unused session id")]
+    NoFreeId,
+}

@@ -1,0 +1,284 @@
+//! The PostgreSQL statements: one per operation, each one round trip.
+
+use std::sync::Arc;
+
+use sqlx::{AssertSqlSafe, PgPool, Row};
+
+use super::format::Patch;
+use super::table::Table;
+use super::{ttl_ms, Failure, IdSource, Merged, CREATE_ATTEMPTS};
+use crate::error::Error;
+use crate::store::{storage_key, Expires, Updated};
+
+/// A SQL string rendered once for the store's table.
+type Sql = Arc<str>;
+
+pub(super) struct PgBackend {
+    pub(super) pool: PgPool,
+    sql: Statements,
+}
+
+struct Statements {
+    ddl: [String; 2],
+    insert: Sql,
+    load: Sql,
+    delete_expired_one: Sql,
+    update: Sql,
+    rotate: Sql,
+    touch: Sql,
+    delete: Sql,
+    sweep: Sql,
+}
+
+impl PgBackend {
+    pub(super) fn new(pool: PgPool, table: &Table) -> Self {
+        let t = table.quoted();
+        // Expiry is `now() + ttl` on the database's clock (the TTL bound in
+        // milliseconds): one clock for every application server.
+        let until = |p: &str| format!("now() + {p} * interval '1 millisecond'");
+        let merged =
+            "(CASE WHEN $2::boolean THEN '{}'::jsonb ELSE data END - $3::text[]) || $4::jsonb";
+        let sql = Statements {
+            ddl: [
+                format!(
+                    "CREATE TABLE IF NOT EXISTS {t} (\n    \
+                     id_hash text PRIMARY KEY,\n    \
+                     data jsonb NOT NULL,\n    \
+                     expires timestamptz NOT NULL\n)"
+                ),
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {t} (expires)",
+                    table.quoted_index()
+                ),
+            ],
+            insert: format!(
+                "INSERT INTO {t} (id_hash, data, expires) VALUES ($1, $2::jsonb, {}) \
+                 ON CONFLICT (id_hash) DO NOTHING",
+                until("$3::float8")
+            )
+            .into(),
+            load: format!("SELECT data::text, expires > now() FROM {t} WHERE id_hash = $1").into(),
+            delete_expired_one: format!("DELETE FROM {t} WHERE id_hash = $1 AND expires <= now()")
+                .into(),
+            // The row is locked and merged in `cur` (after a concurrent
+            // writer commits, on its version), then either written back or,
+            // when the merge left nothing, deleted: one statement, atomic.
+            update: format!(
+                "WITH cur AS (\
+                   SELECT id_hash, {merged} AS merged FROM {t} \
+                   WHERE id_hash = $1 AND expires > now() FOR UPDATE), \
+                 written AS (\
+                   UPDATE {t} AS s SET data = cur.merged, expires = {} FROM cur \
+                   WHERE s.id_hash = cur.id_hash AND cur.merged <> '{{}}'::jsonb RETURNING 1), \
+                 emptied AS (\
+                   DELETE FROM {t} AS s USING cur \
+                   WHERE s.id_hash = cur.id_hash AND cur.merged = '{{}}'::jsonb RETURNING 1) \
+                 SELECT (SELECT count(*) FROM written), (SELECT count(*) FROM emptied)",
+                until("$5::float8")
+            )
+            .into(),
+            // The old row is deleted only if live, and its merged data
+            // inserted under the new id in the same statement; a conflict on
+            // the new id fails the whole statement, so nothing is lost.
+            rotate: format!(
+                "WITH old AS (\
+                   DELETE FROM {t} WHERE id_hash = $1 AND expires > now() \
+                   RETURNING {merged} AS merged), \
+                 moved AS (\
+                   INSERT INTO {t} (id_hash, data, expires) \
+                   SELECT $5, merged, {} FROM old WHERE merged <> '{{}}'::jsonb RETURNING 1) \
+                 SELECT (SELECT count(*) FROM old), (SELECT count(*) FROM moved)",
+                until("$6::float8")
+            )
+            .into(),
+            touch: format!(
+                "UPDATE {t} SET expires = {} WHERE id_hash = $1 AND expires > now()",
+                until("$2::float8")
+            )
+            .into(),
+            delete: format!("DELETE FROM {t} WHERE id_hash = $1").into(),
+            // SKIP LOCKED: sweepers on several servers share the work.
+            sweep: format!(
+                "DELETE FROM {t} WHERE id_hash IN (SELECT id_hash FROM {t} \
+                 WHERE expires <= now() ORDER BY expires LIMIT $1 FOR UPDATE SKIP LOCKED)"
+            )
+            .into(),
+        };
+        Self { pool, sql }
+    }
+
+    pub(super) fn ddl(&self) -> &[String; 2] {
+        &self.sql.ddl
+    }
+
+    pub(super) async fn migrate(&self) -> Result<(), Error> {
+        let mut tx = self.pool.begin().await.map_err(classify)?;
+        // Two servers migrating at once would race on the catalog.
+        sqlx::query("SELECT pg_advisory_xact_lock(7365737369)")
+            .execute(&mut *tx)
+            .await
+            .map_err(classify)?;
+        for ddl in &self.sql.ddl {
+            sqlx::raw_sql(AssertSqlSafe(ddl.as_str()))
+                .execute(&mut *tx)
+                .await
+                .map_err(classify)?;
+        }
+        tx.commit().await.map_err(classify)
+    }
+
+    pub(super) async fn create(
+        &self,
+        data: &str,
+        expires: Expires,
+        ids: &IdSource,
+    ) -> Result<String, Error> {
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = ids();
+            let done = sqlx::query(AssertSqlSafe(self.sql.insert.clone()))
+                .bind(storage_key("", id.as_str()))
+                .bind(data)
+                .bind(ttl_ms(expires))
+                .execute(&self.pool)
+                .await
+                .map_err(classify)?;
+            if done.rows_affected() == 1 {
+                return Ok(id.as_str().to_owned());
+            }
+            // SECURITY A2: never overwrite; mint another id.
+            tracing::warn!("session id collision in sql store; minting another id");
+        }
+        Err(Error::store(Failure::NoFreeId))
+    }
+
+    pub(super) async fn load(&self, key: &str) -> Result<Option<String>, Error> {
+        let row = sqlx::query(AssertSqlSafe(self.sql.load.clone()))
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(classify)?;
+        let Some(row) = row else { return Ok(None) };
+        if row.try_get::<bool, _>(1).map_err(Error::store)? {
+            return row.try_get(0).map(Some).map_err(Error::store);
+        }
+        sqlx::query(AssertSqlSafe(self.sql.delete_expired_one.clone()))
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(None)
+    }
+
+    pub(super) async fn update(
+        &self,
+        key: &str,
+        patch: &Patch,
+        expires: Expires,
+    ) -> Result<Merged, Error> {
+        let row = sqlx::query(AssertSqlSafe(self.sql.update.clone()))
+            .bind(key)
+            .bind(patch.cleared)
+            .bind(&patch.removed)
+            .bind(patch.set_object()?)
+            .bind(ttl_ms(expires))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(classify)?;
+        let written: i64 = row.try_get(0).map_err(Error::store)?;
+        let emptied: i64 = row.try_get(1).map_err(Error::store)?;
+        Ok(match (written, emptied) {
+            (1, 0) => Merged::Written,
+            (0, 1) => Merged::Emptied,
+            _ => Merged::Gone,
+        })
+    }
+
+    pub(super) async fn rotate(
+        &self,
+        old: &str,
+        patch: &Patch,
+        expires: Expires,
+        ids: &IdSource,
+    ) -> Result<Updated, Error> {
+        let set = patch.set_object()?;
+        for _ in 0..CREATE_ATTEMPTS {
+            let id = ids();
+            let row = sqlx::query(AssertSqlSafe(self.sql.rotate.clone()))
+                .bind(old)
+                .bind(patch.cleared)
+                .bind(&patch.removed)
+                .bind(&set)
+                .bind(storage_key("", id.as_str()))
+                .bind(ttl_ms(expires))
+                .fetch_one(&self.pool)
+                .await;
+            let row = match row {
+                Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                    // The statement failed as a whole: the old row is intact.
+                    tracing::warn!("session id collision in sql store; minting another id");
+                    continue;
+                }
+                other => other.map_err(classify)?,
+            };
+            let found: i64 = row.try_get(0).map_err(Error::store)?;
+            let moved: i64 = row.try_get(1).map_err(Error::store)?;
+            return Ok(match (found, moved) {
+                (0, _) => Updated::Gone,
+                (_, 0) => Updated::Emptied,
+                _ => Updated::Written(id.as_str().to_owned()),
+            });
+        }
+        Err(Error::store(Failure::NoFreeId))
+    }
+
+    pub(super) async fn touch(&self, key: &str, expires: Expires) -> Result<bool, Error> {
+        let done = sqlx::query(AssertSqlSafe(self.sql.touch.clone()))
+            .bind(key)
+            .bind(ttl_ms(expires))
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    pub(super) async fn delete(&self, key: &str) -> Result<(), Error> {
+        sqlx::query(AssertSqlSafe(self.sql.delete.clone()))
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    pub(super) async fn delete_expired(&self, limit: u32) -> Result<u64, Error> {
+        let done = sqlx::query(AssertSqlSafe(self.sql.sweep.clone()))
+            .bind(i64::from(limit))
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// [`Error::StoreUnavailable`] for a database that cannot be reached or is
+/// going away, [`Error::Store`] for everything else.
+fn classify(e: sqlx::Error) -> Error {
+    let unavailable = match &e {
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exception; 53: insufficient resources (too many
+            // connections); 57P01-03: shutting down, crashed, starting up;
+            // 57014: cancelled, e.g. by `statement_timeout`; 55P03: lock
+            // timeout; 25006: a read-only server (a standby) refused a write.
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P")
+                || matches!(&*code, "57014" | "55P03" | "25006")
+        }),
+        e => super::unreachable(e),
+    };
+    if unavailable {
+        Error::unavailable(e)
+    } else {
+        Error::store(e)
+    }
+}
