@@ -1,0 +1,202 @@
+//! SqlStore on SQLite, beyond the conformance suite (tests/conformance.rs).
+
+mod common;
+mod sql_scenarios;
+
+use std::path::Path;
+
+use serde_json::json;
+use sessio::store::sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sessio::store::{storage_key, Store};
+use sessio::{ConfigError, Error, SqlStore};
+use sql_scenarios::{expires_in, record};
+
+async fn pool(file: &Path) -> SqlitePool {
+    let options = SqliteConnectOptions::new()
+        .filename(file)
+        .create_if_missing(true);
+    SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(options)
+        .await
+        .expect("sqlite pool")
+}
+
+async fn store(dir: &tempfile::TempDir) -> (SqlStore, SqlitePool) {
+    let pool = pool(&dir.path().join("sessions.db")).await;
+    let store = SqlStore::sqlite(pool.clone());
+    store.migrate().await.expect("migrate");
+    (store, pool)
+}
+
+/// Runs `sql` with the hash of session `value` bound as `?1`.
+async fn on_row(pool: &SqlitePool, sql: &'static str, value: &str) {
+    sqlx_query(pool, sql, &storage_key("", value)).await;
+}
+
+async fn sqlx_query(pool: &SqlitePool, sql: &'static str, bind: &str) -> u64 {
+    sessio::store::sqlx::query(sql)
+        .bind(bind)
+        .execute(pool)
+        .await
+        .expect("sql")
+        .rows_affected()
+}
+
+async fn rows(pool: &SqlitePool) -> i64 {
+    sessio::store::sqlx::query_scalar("SELECT count(*) FROM sessio_sessions")
+        .fetch_one(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_updates_on_one_session_lose_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store(&dir).await;
+    sql_scenarios::concurrent_updates_lose_nothing_and_last_write_wins(store, 50).await;
+}
+
+#[tokio::test]
+async fn null_values_are_kept_and_objects_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store(&dir).await;
+    sql_scenarios::null_values_are_kept_and_objects_replaced(store).await;
+}
+
+#[tokio::test]
+async fn forced_collisions_mint_another_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store(&dir).await;
+    sql_scenarios::forced_collisions_mint_another_id(&store).await;
+}
+
+#[tokio::test]
+async fn too_deep_values_are_refused_at_save() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store(&dir).await;
+    sql_scenarios::too_deep_values_are_refused_at_save(&store).await;
+}
+
+#[tokio::test]
+async fn sweeps_delete_expired_rows_in_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, pool) = store(&dir).await;
+    let expire = |v: String| {
+        let pool = pool.clone();
+        async move {
+            on_row(
+                &pool,
+                "UPDATE sessio_sessions SET expires = 0 WHERE id_hash = ?1",
+                &v,
+            )
+            .await;
+        }
+    };
+    sql_scenarios::sweeps_delete_expired_rows_in_batches(&store, expire).await;
+}
+
+#[tokio::test]
+async fn an_expired_row_is_absent_and_deleted_on_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, pool) = store(&dir).await;
+    let v = store
+        .create(&record(&[("a", json!(1))]), expires_in(60))
+        .await
+        .unwrap();
+    on_row(
+        &pool,
+        "UPDATE sessio_sessions SET expires = 0 WHERE id_hash = ?1",
+        &v,
+    )
+    .await;
+    assert_eq!(rows(&pool).await, 1);
+    assert_eq!(store.load(&v).await.unwrap(), None);
+    assert_eq!(rows(&pool).await, 0, "the expired row was kept");
+}
+
+// SECURITY A5 / I44: the table holds hashes, never ids; a row that cannot be
+// decoded is reported as unreadable (the layer then deletes it).
+#[tokio::test]
+async fn rows_hold_hashed_ids_and_corrupt_rows_are_unreadable() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, pool) = store(&dir).await;
+    let v = store
+        .create(&record(&[("a", json!(1))]), expires_in(60))
+        .await
+        .unwrap();
+    let ids: Vec<String> = sessio::store::sqlx::query_scalar("SELECT id_hash FROM sessio_sessions")
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+    assert_eq!(ids, [storage_key("", &v)]);
+    on_row(
+        &pool,
+        r#"UPDATE sessio_sessions SET data = '{"a": 1}' WHERE id_hash = ?1"#,
+        &v,
+    )
+    .await;
+    assert!(matches!(store.load(&v).await, Err(Error::Unreadable(_))));
+}
+
+#[tokio::test]
+async fn sessions_survive_a_new_pool_on_the_same_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sessions.db");
+    let first = SqlStore::sqlite(pool(&file).await);
+    first.migrate().await.unwrap();
+    let v = first
+        .create(&record(&[("user", json!("ada"))]), expires_in(60))
+        .await
+        .unwrap();
+    drop(first);
+    let again = SqlStore::sqlite(pool(&file).await);
+    again.migrate().await.unwrap();
+    assert_eq!(
+        again.load(&v).await.unwrap(),
+        Some(record(&[("user", json!("ada"))]))
+    );
+}
+
+#[tokio::test]
+async fn migrate_is_idempotent_and_table_names_are_validated() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, pool) = store(&dir).await;
+    store.migrate().await.expect("second migrate");
+    assert_eq!(
+        store.schema_sql(),
+        "CREATE TABLE IF NOT EXISTS \"sessio_sessions\" (\n    \
+         id_hash TEXT PRIMARY KEY NOT NULL,\n    \
+         data TEXT NOT NULL,\n    \
+         expires INTEGER NOT NULL\n);\n\
+         CREATE INDEX IF NOT EXISTS \"sessio_sessions_expires_idx\" ON \"sessio_sessions\" (expires);\n"
+    );
+    let custom = store.clone().with_table_name("main.Custom_2").unwrap();
+    assert_eq!(custom.table_name(), "main.Custom_2");
+    custom.migrate().await.unwrap();
+    custom.migrate().await.unwrap();
+    let v = custom
+        .create(&record(&[("a", json!(1))]), expires_in(60))
+        .await
+        .unwrap();
+    assert!(custom.load(&v).await.unwrap().is_some());
+    assert!(store.load(&v).await.unwrap().is_none(), "tables mixed up");
+    let index: i64 = sessio::store::sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'Custom_2_expires_idx'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert_eq!(index, 1);
+    for bad in ["", "a;drop table x", "x\"y", "a.b.c", "1a", "sessions--"] {
+        match store.clone().with_table_name(bad) {
+            Err(Error::Config(ConfigError::InvalidTableName)) => {}
+            other => panic!("{bad:?}: {other:?}"),
+        }
+    }
+    let shown = format!("{store:?}");
+    assert!(
+        shown.contains("sqlite") && shown.contains("sessio_sessions"),
+        "{shown}"
+    );
+}
