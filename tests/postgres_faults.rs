@@ -1,0 +1,152 @@
+//! SqlStore when PostgreSQL stops, comes back, or drops the pool's
+//! connections (SECURITY G32-G34, J55 for SQL).
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use common::postgres::PgServer;
+use common::{call, key, routes, Reply};
+use sessio::store::sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sessio::store::sqlx::PgPool;
+use sessio::{SessionLayer, SqlStore};
+
+/// The pool's acquire timeout: what a request waits at most for a
+/// connection while the database is down.
+const ACQUIRE: Duration = Duration::from_millis(500);
+/// Acquire timeout plus a generous margin for a slow CI machine, yet far
+/// below "hangs".
+const BOUND: Duration = Duration::from_millis(2500);
+const APP_NAME: &str = "sessio-faults";
+
+async fn pool(server: &PgServer) -> PgPool {
+    let options: PgConnectOptions = server.url().parse().unwrap();
+    PgPoolOptions::new()
+        .max_connections(4)
+        .acquire_timeout(ACQUIRE)
+        .connect_with(options.application_name(APP_NAME))
+        .await
+        .expect("pool")
+}
+
+async fn app(server: &PgServer) -> axum::Router {
+    let store = SqlStore::postgres(pool(server).await);
+    store.migrate().await.expect("migrate");
+    routes().layer(SessionLayer::new(store, key()))
+}
+
+async fn timed(app: &axum::Router, path: &str, cookie: Option<&str>) -> (Reply, Duration) {
+    let start = Instant::now();
+    let reply = call(app, path, cookie).await;
+    (reply, start.elapsed())
+}
+
+// SECURITY G32 / G34: PostgreSQL stopped mid-run: each request that needs
+// its session fails with a 503 within the pool's acquire timeout, with no
+// Set-Cookie; once the server is back the next request succeeds, data intact.
+#[tokio::test]
+async fn stopped_postgres_answers_503_within_the_pool_timeout_then_recovers() {
+    let mut server = PgServer::start();
+    let app = app(&server).await;
+    let r = call(&app, "/incr", None).await;
+    let cookie = r.cookie("id").expect("cookie");
+    assert_eq!(call(&app, "/incr", Some(&cookie)).await.body, "1");
+
+    server.stop();
+    let mut worst = Duration::ZERO;
+    for (path, cookie) in [
+        ("/read", Some(&*cookie)),
+        ("/incr", Some(&*cookie)),
+        ("/incr", None),
+        ("/read", Some(&*cookie)),
+    ] {
+        let (r, took) = timed(&app, path, cookie).await;
+        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {}", r.body);
+        assert!(r.set_cookies().is_empty(), "{path}: Set-Cookie on a 503");
+        assert!(r.body.is_empty(), "{path}: the handler ran");
+        assert!(took < BOUND, "{path} took {took:?}");
+        worst = worst.max(took);
+    }
+    eprintln!("503 latency with PostgreSQL stopped: at most {worst:?} (acquire timeout {ACQUIRE:?})");
+    let (r, took) = timed(&app, "/untouched", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "an untouched session needs no database");
+    assert!(took < ACQUIRE);
+
+    server.start_again();
+    let r = call(&app, "/incr", Some(&cookie)).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "2"), "first request after the restart");
+    assert_eq!(call(&app, "/read", Some(&cookie)).await.body, "Some(3)");
+}
+
+// SECURITY J55: the server ends every connection of the pool
+// (pg_terminate_backend, as a failover or an idle-connection reaper would);
+// the next requests see no error: the pool finds the dead connections when
+// it checks them out and dials new ones.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn terminated_connections_cause_no_user_visible_error() {
+    let server = PgServer::start();
+    let app = app(&server).await;
+    let cookie = call(&app, "/incr", None).await.cookie("id").expect("cookie");
+    // Open several connections at once, so more than one is idle in the pool.
+    let warm: Vec<_> = (0..4)
+        .map(|_| {
+            let (app, cookie) = (app.clone(), cookie.clone());
+            tokio::spawn(async move { call(&app, "/read", Some(&cookie)).await.status })
+        })
+        .collect();
+    for w in warm {
+        assert_eq!(w.await.unwrap(), StatusCode::OK);
+    }
+    let admin = PgPool::connect(&server.url()).await.unwrap();
+    for round in 0..3 {
+        let killed: Vec<bool> = sessio::store::sqlx::query_scalar(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1",
+        )
+        .bind(APP_NAME)
+        .fetch_all(&admin)
+        .await
+        .unwrap();
+        assert!(!killed.is_empty(), "round {round}: no connection of the pool to end");
+        // Let the backends exit and the sockets close.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        for path in ["/read", "/incr", "/read"] {
+            let r = call(&app, path, Some(&cookie)).await;
+            assert_eq!(r.status, StatusCode::OK, "round {round} {path}: {}", r.body);
+        }
+    }
+    assert_eq!(call(&app, "/read", Some(&cookie)).await.body, "Some(4)");
+}
+
+// What the store docs say of `test_before_acquire(false)`: without the
+// checkout ping, a connection the server ended is found dead only by the
+// statement sent on it, so that request gets a 503; later ones succeed.
+#[tokio::test]
+async fn without_the_checkout_ping_a_terminated_connection_costs_one_503() {
+    let server = PgServer::start();
+    let options: PgConnectOptions = server.url().parse().unwrap();
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(ACQUIRE)
+        .test_before_acquire(false)
+        .connect_with(options.application_name("sessio-no-ping"))
+        .await
+        .unwrap();
+    let store = SqlStore::postgres(pool);
+    store.migrate().await.unwrap();
+    let app = routes().layer(SessionLayer::new(store, key()));
+    let cookie = call(&app, "/incr", None).await.cookie("id").expect("cookie");
+    let admin = PgPool::connect(&server.url()).await.unwrap();
+    sessio::store::sqlx::query(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sessio-no-ping'",
+    )
+    .execute(&admin)
+    .await
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let r = call(&app, "/read", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(r.set_cookies().is_empty());
+    let r = call(&app, "/read", Some(&cookie)).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "Some(1)"));
+}
