@@ -62,20 +62,35 @@ async fn stopped_postgres_answers_503_within_the_pool_timeout_then_recovers() {
         ("/read", Some(&*cookie)),
     ] {
         let (r, took) = timed(&app, path, cookie).await;
-        assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{path}: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{path}: {}",
+            r.body
+        );
         assert!(r.set_cookies().is_empty(), "{path}: Set-Cookie on a 503");
         assert!(r.body.is_empty(), "{path}: the handler ran");
         assert!(took < BOUND, "{path} took {took:?}");
         worst = worst.max(took);
     }
-    eprintln!("503 latency with PostgreSQL stopped: at most {worst:?} (acquire timeout {ACQUIRE:?})");
+    eprintln!(
+        "503 latency with PostgreSQL stopped: at most {worst:?} (acquire timeout {ACQUIRE:?})"
+    );
     let (r, took) = timed(&app, "/untouched", Some(&cookie)).await;
-    assert_eq!(r.status, StatusCode::OK, "an untouched session needs no database");
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "an untouched session needs no database"
+    );
     assert!(took < ACQUIRE);
 
     server.start_again();
     let r = call(&app, "/incr", Some(&cookie)).await;
-    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "2"), "first request after the restart");
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (StatusCode::OK, "2"),
+        "first request after the restart"
+    );
     assert_eq!(call(&app, "/read", Some(&cookie)).await.body, "Some(3)");
 }
 
@@ -87,7 +102,10 @@ async fn stopped_postgres_answers_503_within_the_pool_timeout_then_recovers() {
 async fn terminated_connections_cause_no_user_visible_error() {
     let server = PgServer::start();
     let app = app(&server).await;
-    let cookie = call(&app, "/incr", None).await.cookie("id").expect("cookie");
+    let cookie = call(&app, "/incr", None)
+        .await
+        .cookie("id")
+        .expect("cookie");
     // Open several connections at once, so more than one is idle in the pool.
     let warm: Vec<_> = (0..4)
         .map(|_| {
@@ -107,7 +125,10 @@ async fn terminated_connections_cause_no_user_visible_error() {
         .fetch_all(&admin)
         .await
         .unwrap();
-        assert!(!killed.is_empty(), "round {round}: no connection of the pool to end");
+        assert!(
+            !killed.is_empty(),
+            "round {round}: no connection of the pool to end"
+        );
         // Let the backends exit and the sockets close.
         tokio::time::sleep(Duration::from_millis(200)).await;
         for path in ["/read", "/incr", "/read"] {
@@ -135,7 +156,10 @@ async fn without_the_checkout_ping_a_terminated_connection_costs_one_503() {
     let store = SqlStore::postgres(pool);
     store.migrate().await.unwrap();
     let app = routes().layer(SessionLayer::new(store, key()));
-    let cookie = call(&app, "/incr", None).await.cookie("id").expect("cookie");
+    let cookie = call(&app, "/incr", None)
+        .await
+        .cookie("id")
+        .expect("cookie");
     let admin = PgPool::connect(&server.url()).await.unwrap();
     sessio::store::sqlx::query(
         "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'sessio-no-ping'",

@@ -178,3 +178,55 @@ async fn migrate_is_idempotent_and_table_names_are_validated() {
         "{shown}"
     );
 }
+
+/// The statements the server ran since `from` (the length of the log then):
+/// `log_statement=all` logs each execution once, naming the table.
+fn statements_since(server: &PgServer, from: usize) -> usize {
+    server.log()[from..]
+        .lines()
+        .filter(|l| l.contains("LOG:") && l.contains("sessio_sessions"))
+        .count()
+}
+
+// The store docs promise one statement per operation (load finding an
+// expired row: two). Counted in the server's statement log.
+#[tokio::test]
+async fn every_operation_is_one_statement() {
+    let server = PgServer::start();
+    let (store, pool) = store(&server).await;
+    let c = sessio::store::Changes::default();
+    let r = record(&[("a", json!(1))]);
+    let count = |what: &str, expected: usize, from: usize| {
+        // The log is written as statements run; give it a moment to land.
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(statements_since(&server, from), expected, "{what}");
+    };
+    let mark = || server.log().len();
+
+    let at = mark();
+    let v = store.create(&r, expires_in(60)).await.unwrap();
+    count("create", 1, at);
+    let at = mark();
+    store.load(&v).await.unwrap();
+    count("load", 1, at);
+    let at = mark();
+    store.update(&v, &r, &c, expires_in(60)).await.unwrap();
+    count("update", 1, at);
+    let at = mark();
+    store.touch(&v, expires_in(60)).await.unwrap();
+    count("touch", 1, at);
+    let at = mark();
+    let moved = match store.rotate(&v, &r, &c, expires_in(60)).await.unwrap() {
+        sessio::store::Updated::Written(moved) => moved,
+        other => panic!("rotate answered {other:?}"),
+    };
+    count("rotate", 1, at);
+    let at = mark();
+    store.delete(&moved).await.unwrap();
+    count("delete", 1, at);
+    let v = store.create(&r, expires_in(60)).await.unwrap();
+    on_row(&pool, EXPIRE, &v).await;
+    let at = mark();
+    assert_eq!(store.load(&v).await.unwrap(), None);
+    count("load of an expired row", 2, at);
+}
