@@ -12,15 +12,19 @@
 //!   unset, so sessions do not survive a restart.
 //! - `STORE`: `memory` (the default), `cookie` (the whole session sealed in
 //!   the cookie: nothing kept on the server, so a logout cannot revoke a
-//!   copied cookie before it expires) or `redis` (needs `--features redis`:
+//!   copied cookie before it expires), `redis` (needs `--features redis`:
 //!   sessions in Redis, shared by every instance that uses the same Redis and
-//!   the same `SESSION_KEY`). Another store is one more arm in `main`'s
-//!   `match`, handing `app::router` the store.
+//!   the same `SESSION_KEY`), `sqlite` (needs `--features sqlite`: sessions
+//!   in the users' SQLite file, surviving a restart with the same
+//!   `SESSION_KEY`) or `postgres` (needs `--features postgres`: sessions in
+//!   the PostgreSQL at `DATABASE_URL`). Another store is one more arm in
+//!   `main`'s `match`, handing `app::router` the store.
 //! - `REDIS_URL`: the Redis for `STORE=redis`; default
 //!   `redis://127.0.0.1:6379`. The store connects lazily: while Redis is
 //!   unreachable, pages answer 503 and recover once it is back.
 //! - `DATABASE_URL`: the SQLite file (`sqlite://` prefix optional); default
-//!   `sessio-login.sqlite3` in the temporary directory.
+//!   `sessio-login.sqlite3` in the temporary directory. With `STORE=postgres`,
+//!   a `postgres://` URL for the sessions (users stay in the default file).
 //! - `COOKIE_SECURE`: `1` marks the cookie `Secure` (and names it `__Host-id`),
 //!   for running behind an HTTPS proxy. Default off; see `cookie_secure`.
 //!
@@ -73,6 +77,9 @@ async fn main() -> Result<(), Box<dyn Error>> {
     let db = database_path();
     let users = Users::open(&db).map_err(|e| format!("opening {}: {e}", db.display()))?;
     tracing::info!(path = %db.display(), "users kept in SQLite");
+    // What must live as long as the server (a SQL store's sweeper).
+    #[allow(unused_mut)]
+    let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
     let (store, router) = match backend {
         Backend::Memory => ("memory", app::router(MemoryStore::new(), users, options)?),
         Backend::Cookie => ("cookie", app::router(CookieStore::new(), users, options)?),
@@ -83,6 +90,31 @@ async fn main() -> Result<(), Box<dyn Error>> {
             // The error leaves the URL out: it may hold a password.
             let store = sessio::RedisStore::connect(&url).map_err(|e| format!("REDIS_URL: {e}"))?;
             ("redis", app::router(store, users, options)?)
+        }
+        #[cfg(feature = "sqlite")]
+        Backend::Sqlite => {
+            use sessio::store::sqlx::sqlite::{SqliteConnectOptions, SqlitePool};
+            let file = SqliteConnectOptions::new()
+                .filename(&db)
+                .create_if_missing(true);
+            let store = sessio::SqlStore::sqlite(SqlitePool::connect_with(file).await?);
+            store.migrate().await?;
+            keep.push(Box::new(store.spawn_sweeper(SWEEP)));
+            ("sqlite", app::router(store, users, options)?)
+        }
+        #[cfg(feature = "postgres")]
+        Backend::Postgres => {
+            let url =
+                std::env::var("DATABASE_URL").map_err(|_| "STORE=postgres needs DATABASE_URL")?;
+            let pool = sessio::store::sqlx::postgres::PgPoolOptions::new()
+                .acquire_timeout(std::time::Duration::from_secs(2))
+                .connect_lazy(&url)
+                // The error leaves the URL out: it may hold a password.
+                .map_err(|_| "DATABASE_URL: not a PostgreSQL URL")?;
+            let store = sessio::SqlStore::postgres(pool);
+            store.migrate().await?;
+            keep.push(Box::new(store.spawn_sweeper(SWEEP)));
+            ("postgres", app::router(store, users, options)?)
         }
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -95,8 +127,13 @@ async fn main() -> Result<(), Box<dyn Error>> {
             let _ = tokio::signal::ctrl_c().await;
         })
         .await?;
+    drop(keep);
     Ok(())
 }
+
+/// How often a SQL store deletes expired sessions.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+const SWEEP: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// Where the sessions live, from `STORE`.
 enum Backend {
@@ -104,6 +141,10 @@ enum Backend {
     Cookie,
     #[cfg(feature = "redis")]
     Redis,
+    #[cfg(feature = "sqlite")]
+    Sqlite,
+    #[cfg(feature = "postgres")]
+    Postgres,
 }
 
 fn backend_from_env() -> Result<Backend, Box<dyn Error>> {
@@ -116,7 +157,21 @@ fn backend_from_env() -> Result<Backend, Box<dyn Error>> {
         "redis" => Err("STORE=redis needs the redis feature: \
              cargo run --example login --features redis"
             .into()),
-        other => Err(format!("STORE={other}: expected memory, cookie or redis").into()),
+        #[cfg(feature = "sqlite")]
+        "sqlite" => Ok(Backend::Sqlite),
+        #[cfg(not(feature = "sqlite"))]
+        "sqlite" => Err("STORE=sqlite needs the sqlite feature: \
+             cargo run --example login --features sqlite"
+            .into()),
+        #[cfg(feature = "postgres")]
+        "postgres" => Ok(Backend::Postgres),
+        #[cfg(not(feature = "postgres"))]
+        "postgres" => Err("STORE=postgres needs the postgres feature: \
+             cargo run --example login --features postgres"
+            .into()),
+        other => {
+            Err(format!("STORE={other}: expected memory, cookie, redis, sqlite or postgres").into())
+        }
     }
 }
 
@@ -134,6 +189,10 @@ fn key_from_env() -> Result<Key, Box<dyn Error>> {
 
 fn database_path() -> PathBuf {
     match std::env::var("DATABASE_URL") {
+        // STORE=postgres: the URL is the sessions'; users keep the default file.
+        Ok(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            std::env::temp_dir().join("sessio-login.sqlite3")
+        }
         Ok(url) => {
             let path = url.strip_prefix("sqlite:").unwrap_or(&url);
             PathBuf::from(path.strip_prefix("//").unwrap_or(path))
