@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
@@ -92,6 +94,62 @@ async fn stopped_postgres_answers_503_within_the_pool_timeout_then_recovers() {
         "first request after the restart"
     );
     assert_eq!(call(&app, "/read", Some(&cookie)).await.body, "Some(3)");
+}
+
+// SECURITY G34: PostgreSQL stopped while requests flow: every request ends
+// in a 200 or a 503 (never a 500, never a hang), a 503 carries no
+// Set-Cookie, and requests succeed again once the server is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_stopped_under_load_fails_fast_and_recovers() {
+    let mut server = PgServer::start();
+    let app = app(&server).await;
+    let cookie = call(&app, "/incr", None)
+        .await
+        .cookie("id")
+        .expect("cookie");
+    let stop = Arc::new(AtomicBool::new(false));
+    let workers: Vec<_> = (0..4)
+        .map(|i| {
+            let (app, cookie, stop) = (app.clone(), cookie.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let (path, cookie) = match i % 2 {
+                        0 => ("/incr", Some(cookie.as_str())),
+                        _ => ("/incr", None),
+                    };
+                    seen.push(timed(&app, path, cookie).await);
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+                seen
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    server.stop();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut unavailable) = (0, 0);
+    for worker in workers {
+        for (r, took) in worker.await.expect("no panic") {
+            assert!(took < BOUND, "a request took {took:?}");
+            match r.status {
+                StatusCode::OK => ok += 1,
+                StatusCode::SERVICE_UNAVAILABLE => {
+                    unavailable += 1;
+                    assert!(r.set_cookies().is_empty(), "Set-Cookie on a 503");
+                }
+                other => panic!("unexpected status {other}: {}", r.body),
+            }
+        }
+    }
+    assert!(
+        ok > 0 && unavailable > 0,
+        "{ok} ok, {unavailable} unavailable"
+    );
+    server.start_again();
+    let r = call(&app, "/incr", Some(&cookie)).await;
+    assert_eq!(r.status, StatusCode::OK, "first request after the restart");
 }
 
 // SECURITY J55: the server ends every connection of the pool

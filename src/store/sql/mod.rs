@@ -109,8 +109,10 @@ impl SqlStore {
     /// [`DEFAULT_TABLE_NAME`].
     ///
     /// An in-memory database (`sqlite::memory:`) is one database per
-    /// connection: give such a pool `max_connections(1)` (or name a shared
-    /// cache), or each connection sees different sessions.
+    /// connection, gone when the connection closes: give such a pool
+    /// `max_connections(1)`, `idle_timeout(None)` and `max_lifetime(None)`
+    /// (or name a shared cache), or sessions vanish or differ between
+    /// connections.
     ///
     /// ```
     /// use sessio::store::sqlx::sqlite::SqlitePoolOptions;
@@ -121,6 +123,8 @@ impl SqlStore {
     /// // A file keeps sessions across restarts: "sqlite://sessions.db?mode=rwc".
     /// let pool = SqlitePoolOptions::new()
     ///     .max_connections(1)
+    ///     .idle_timeout(None)
+    ///     .max_lifetime(None)
     ///     .connect("sqlite::memory:")
     ///     .await?;
     /// let store = SqlStore::sqlite(pool);
