@@ -30,7 +30,11 @@ fn free_port() -> u16 {
 fn start(port: u16, envs: &[(&str, &str)]) -> Server {
     let mut cmd = Command::new(common::example_binary("login"));
     cmd.env("PORT", port.to_string())
-        .env("SESSION_KEY", "cd".repeat(32))
+        // Fixed, so the restarted example reads the cookies it issued.
+        .env(
+            "SESSION_KEY",
+            "5b0e9c1f7a3d28e4c6b1f09d8a7e3c5b2d4f6a8c0e1b3d5f7a9c2e4b6d8f0a1c",
+        )
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());
