@@ -70,7 +70,7 @@
 //! |---|---|
 //! | [`SessionLayer`], [`SessionLayerBuilder`] | the middleware and its configuration (cookie attributes, [`Expiry`], [`Refresh`], keys, error handler) |
 //! | [`Session`], [`Sessions`] | the handle a handler uses; several named sessions |
-//! | [`store`] | the [`Store`] trait and its contract, [`MemoryStore`], [`CookieStore`], `RedisStore` |
+//! | [`store`] | the [`Store`] trait and its contract, [`MemoryStore`], [`CookieStore`], `RedisStore`, `SqlStore` |
 //! | [`Key`] | secret keys, HKDF sub-keys, rotation with fallback keys |
 //! | [`clock`] | the time expiry follows, injectable for tests |
 //! | `csrf` | session-bound, masked CSRF tokens and the layer that checks them (feature `csrf`) |
@@ -88,6 +88,8 @@
 //! | `redis` | no | `RedisStore` over a deadpool-redis pool |
 //! | `redis-cluster` | no | the same on a Redis Cluster |
 //! | `redis-tls` | no | `rediss://` URLs |
+//! | `postgres` | no | `SqlStore` on PostgreSQL, over the application's sqlx pool |
+//! | `sqlite` | no | `SqlStore` on SQLite, over the application's sqlx pool |
 //! | `test-util` | no | the conformance suite and a manual clock |
 //!
 //! A per-instance cache in front of a shared store (tower-sessions'
