@@ -187,7 +187,7 @@ async fn a_person_registers_logs_in_stays_logged_in_and_logs_out() {
 /// Logs in on instance `a`, carries on at instance `b` with the same cookie
 /// (cookies for 127.0.0.1 are host-only and ignore the port), logs out there,
 /// and finds `a` logged out too.
-#[cfg(feature = "redis")]
+#[cfg(any(feature = "redis", feature = "postgres"))]
 async fn log_in_on_one_instance_continue_on_the_other(c: &Client, a: &str, b: &str) {
     c.goto(&format!("{a}/register"))
         .await
@@ -243,6 +243,36 @@ async fn a_login_on_one_instance_holds_on_the_other_with_redis() {
     assert_ne!(a, b);
     let browser = Browser::start().await;
     let flow = log_in_on_one_instance_continue_on_the_other(browser.client(), &a, &b);
+    tokio::time::timeout(Duration::from_secs(90), flow)
+        .await
+        .expect("the browser flow took over 90 s");
+    browser.close().await;
+}
+
+/// The same with the sessions in PostgreSQL: two instances over one
+/// database, each with its own pool.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_on_one_instance_holds_on_the_other_with_postgres() {
+    let pg = common::postgres::PgServer::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = dir.path().join("users.sqlite3");
+    let key = Key::generate();
+    let mut instances = Vec::new();
+    for _ in 0..2 {
+        let pool = sessio::store::sqlx::PgPool::connect(&pg.url())
+            .await
+            .expect("a pool");
+        let store = sessio::SqlStore::postgres(pool);
+        store.migrate().await.expect("migrate");
+        instances.push(serve(login_app_on(store, &db, key.clone())).await);
+    }
+    let browser = Browser::start().await;
+    let flow = log_in_on_one_instance_continue_on_the_other(
+        browser.client(),
+        &instances[0],
+        &instances[1],
+    );
     tokio::time::timeout(Duration::from_secs(90), flow)
         .await
         .expect("the browser flow took over 90 s");
