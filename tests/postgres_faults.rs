@@ -232,3 +232,49 @@ async fn without_the_checkout_ping_a_terminated_connection_costs_one_503() {
     let r = call(&app, "/read", Some(&cookie)).await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "Some(1)"));
 }
+
+// Bounded latency inside the database: a statement stuck behind a lock is
+// cancelled by the `statement_timeout` set in the connect options (as the
+// store docs show), and the request gets a 503, not a hang.
+#[tokio::test]
+async fn statement_timeout_bounds_a_stuck_statement_with_a_503() {
+    use sessio::store::{storage_key, Changes, Expires, Record, Store};
+    let server = PgServer::start();
+    let options: PgConnectOptions = server.url().parse().unwrap();
+    let pool = PgPoolOptions::new()
+        .acquire_timeout(ACQUIRE)
+        .connect_with(options.options([("statement_timeout", "300ms")]))
+        .await
+        .unwrap();
+    let store = SqlStore::postgres(pool);
+    store.migrate().await.unwrap();
+    let ttl = Duration::from_secs(60);
+    let expires = Expires::new(std::time::SystemTime::now() + ttl, ttl);
+    let record: Record = [("a".to_owned(), serde_json::json!(1))]
+        .into_iter()
+        .collect();
+    let v = store.create(&record, expires).await.unwrap();
+
+    let admin = PgPool::connect(&server.url()).await.unwrap();
+    let mut lock = admin.begin().await.unwrap();
+    sessio::store::sqlx::query("SELECT 1 FROM sessio_sessions WHERE id_hash = $1 FOR UPDATE")
+        .bind(storage_key("", &v))
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let start = Instant::now();
+    let got = store
+        .update(&v, &record, &Changes::default(), expires)
+        .await;
+    let took = start.elapsed();
+    assert!(
+        matches!(got, Err(sessio::Error::StoreUnavailable(_))),
+        "{got:?}"
+    );
+    assert!(took < BOUND, "took {took:?}");
+    lock.rollback().await.unwrap();
+    assert!(store
+        .update(&v, &record, &Changes::default(), expires)
+        .await
+        .is_ok());
+}

@@ -200,3 +200,31 @@ async fn migrate_is_idempotent_and_table_names_are_validated() {
         "{shown}"
     );
 }
+
+// A database locked by another writer past the busy timeout is unavailable
+// (503), not a 500, and works again once the lock is gone.
+#[tokio::test]
+async fn a_database_locked_past_the_busy_timeout_is_unavailable() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sessions.db");
+    let (_, other) = store(&dir).await;
+    let options = SqliteConnectOptions::new()
+        .filename(&file)
+        .busy_timeout(std::time::Duration::from_millis(200));
+    let pool = SqlitePoolOptions::new()
+        .connect_with(options)
+        .await
+        .unwrap();
+    let store = SqlStore::sqlite(pool);
+    let lock = other.begin_with("BEGIN EXCLUSIVE").await.unwrap();
+    let got = store
+        .create(&record(&[("a", json!(1))]), expires_in(60))
+        .await;
+    assert!(matches!(got, Err(Error::StoreUnavailable(_))), "{got:?}");
+    drop(lock);
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(store
+        .create(&record(&[("a", json!(1))]), expires_in(60))
+        .await
+        .is_ok());
+}
