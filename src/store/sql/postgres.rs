@@ -113,7 +113,8 @@ impl PgBackend {
 
     pub(super) async fn migrate(&self) -> Result<(), Error> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
-        // Two servers migrating at once would race on the catalog.
+        // Two servers migrating at once would race on the catalog (`IF NOT
+        // EXISTS` is no lock); the key is this crate's own constant.
         sqlx::query("SELECT pg_advisory_xact_lock(7365737369)")
             .execute(&mut *tx)
             .await
