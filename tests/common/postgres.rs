@@ -113,7 +113,10 @@ impl PgServer {
         cmd.args(args)
             .current_dir(self.path())
             .output()
-            .unwrap_or_else(|e| panic!("running {}: {e}", exe.display()))
+            .unwrap_or_else(|e| match self.run_as {
+                Some(user) => panic!("running {} as {user} with runuser: {e}", exe.display()),
+                None => panic!("running {}: {e}", exe.display()),
+            })
     }
 
     fn try_start(&mut self) -> bool {
