@@ -278,3 +278,55 @@ async fn statement_timeout_bounds_a_stuck_statement_with_a_503() {
         .await
         .is_ok());
 }
+
+// SECURITY F31: a store operation cut off mid-statement (a request dropped,
+// a timeout around the service) leaves no half-read reply for the next one:
+// sqlx drains the connection before reusing it. The cut-off save may still
+// be applied, as the store docs say; the next reads are whole and right.
+#[tokio::test]
+async fn a_statement_cut_off_leaves_no_stale_reply_on_the_connection() {
+    use sessio::store::{storage_key, Changes, Expires, Record, Store};
+    let server = PgServer::start();
+    let options: PgConnectOptions = server.url().parse().unwrap();
+    // One connection, so the next operation gets the very one cut off.
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_with(options)
+        .await
+        .unwrap();
+    let store = SqlStore::postgres(pool);
+    store.migrate().await.unwrap();
+    let ttl = Duration::from_secs(60);
+    let expires = Expires::new(std::time::SystemTime::now() + ttl, ttl);
+    let one: Record = [("a".to_owned(), serde_json::json!(1))]
+        .into_iter()
+        .collect();
+    let other: Record = [("b".to_owned(), serde_json::json!("other"))]
+        .into_iter()
+        .collect();
+    let v = store.create(&one, expires).await.unwrap();
+    let w = store.create(&other, expires).await.unwrap();
+
+    let admin = PgPool::connect(&server.url()).await.unwrap();
+    let mut lock = admin.begin().await.unwrap();
+    sessio::store::sqlx::query("SELECT 1 FROM sessio_sessions WHERE id_hash = $1 FOR UPDATE")
+        .bind(storage_key("", &v))
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let cut = tokio::time::timeout(
+        Duration::from_millis(200),
+        store.rotate(&v, &one, &Changes::default(), expires),
+    )
+    .await;
+    assert!(cut.is_err(), "the rotation was not held up by the lock");
+    lock.rollback().await.unwrap();
+    for _ in 0..3 {
+        assert_eq!(store.load(&w).await.unwrap(), Some(other.clone()));
+    }
+    // The rotation was sent, so it ran once the lock was gone: the old id is
+    // dead, never half-moved.
+    assert_eq!(store.load(&v).await.unwrap(), None);
+    assert_eq!(store.load(&w).await.unwrap(), Some(other));
+}
