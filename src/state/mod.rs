@@ -244,6 +244,7 @@ impl State {
     }
 
     /// The request carried a valid companion cookie with this secret.
+    #[cfg(feature = "csrf")]
     pub(crate) fn anon_from_cookie(&mut self, secret: [u8; 32], adoptable: bool) {
         self.anon = Some(Anon {
             secret,
@@ -254,15 +255,18 @@ impl State {
     }
 
     /// Loaded, not stored, no data: a visitor without a session.
+    #[cfg(feature = "csrf")]
     pub(crate) fn is_anonymous(&self) -> bool {
         self.loaded && self.current.is_none() && self.data.is_empty()
     }
 
+    #[cfg(feature = "csrf")]
     pub(crate) fn anon_secret(&self) -> Option<[u8; 32]> {
         self.anon.map(|a| a.secret)
     }
 
     /// A new anonymous secret, made in this request.
+    #[cfg(feature = "csrf")]
     pub(crate) fn make_anon_secret(&mut self, secret: [u8; 32]) {
         self.anon = Some(Anon {
             secret,
