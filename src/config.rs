@@ -119,6 +119,8 @@ pub(crate) struct CookieAttrs {
     pub(crate) same_site: SameSite,
     pub(crate) partitioned: bool,
     suffix: String,
+    /// The companion cookie's name (`<name>-csrf`).
+    companion: String,
 }
 
 impl CookieAttrs {
@@ -132,6 +134,7 @@ impl CookieAttrs {
             same_site: SameSite::Lax,
             partitioned: false,
             suffix: String::new(),
+            companion: String::new(),
         };
         attrs.render();
         attrs
@@ -150,12 +153,13 @@ impl CookieAttrs {
                 return Err(ConfigError::InvalidAttribute("domain"));
             }
         }
-        if self.name.starts_with("__Host-")
+        // Browsers match the prefixes case-insensitively (RFC 6265bis).
+        if has_prefix(&self.name, "__Host-")
             && (!self.secure || self.domain.is_some() || self.path != "/")
         {
             return Err(ConfigError::HostPrefix);
         }
-        if self.name.starts_with("__Secure-") && !self.secure {
+        if has_prefix(&self.name, "__Secure-") && !self.secure {
             return Err(ConfigError::SecurePrefix);
         }
         if self.same_site == SameSite::None && !self.secure {
@@ -185,6 +189,7 @@ impl CookieAttrs {
     }
 
     fn render(&mut self) {
+        self.companion = format!("{}-csrf", self.name);
         let mut s = format!("; Path={}", self.path);
         if let Some(d) = &self.domain {
             s.push_str("; Domain=");
@@ -236,15 +241,16 @@ impl CookieAttrs {
 
     /// The name of the session's companion cookie (an anonymous visitor's
     /// CSRF secret): the session cookie's name with `-csrf`, so a `__Host-`
-    /// prefix carries over.
-    pub(crate) fn companion_name(&self) -> String {
-        format!("{}-csrf", self.name)
+    /// prefix carries over. Rendered with the attributes, not per request.
+    pub(crate) fn companion_name(&self) -> &str {
+        &self.companion
     }
 
     /// These attributes under another cookie name.
-    pub(crate) fn renamed(&self, name: String) -> Self {
+    pub(crate) fn renamed(&self, name: &str) -> Self {
         let mut a = self.clone();
-        a.name = name;
+        a.name = name.to_owned();
+        a.companion = format!("{name}-csrf");
         a
     }
 
@@ -255,6 +261,24 @@ impl CookieAttrs {
             "{}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{}",
             self.name, self.suffix
         )
+    }
+}
+
+/// `true` when `name` starts with `prefix`, ignoring ASCII case.
+pub(crate) fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix))
+}
+
+/// The session cookie's name when none is given: `__Host-id` when the cookie
+/// can carry that prefix (`Secure`, `Path=/`, no `Domain`), so a sibling
+/// subdomain cannot plant a cookie the host takes for its own; `__Secure-id`
+/// when it is `Secure` but scoped otherwise; plain `id` without `Secure`.
+pub(crate) fn default_name(attrs: &CookieAttrs) -> &'static str {
+    match (attrs.secure, attrs.path == "/" && attrs.domain.is_none()) {
+        (true, true) => "__Host-id",
+        (true, false) => "__Secure-id",
+        (false, _) => "id",
     }
 }
 
@@ -339,6 +363,13 @@ mod tests {
         a.secure = false;
         assert_eq!(a.build().unwrap_err(), ConfigError::SecurePrefix);
         assert!(CookieAttrs::new("__Host-id").build().is_ok());
+        // SECURITY B6: the prefixes are matched ignoring case, as browsers do.
+        let mut a = CookieAttrs::new("__host-id");
+        a.domain = Some("example.com".into());
+        assert_eq!(a.build().unwrap_err(), ConfigError::HostPrefix);
+        let mut a = CookieAttrs::new("__SECURE-id");
+        a.secure = false;
+        assert_eq!(a.build().unwrap_err(), ConfigError::SecurePrefix);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use tower_layer::Layer;
 
 use crate::clock::{Clock, SystemClock};
 use crate::codec::Codec;
-use crate::config::{CookieAttrs, SameSite};
+use crate::config::{default_name, CookieAttrs, SameSite};
 use crate::error::{ConfigError, Error};
 use crate::expiry::{Expiry, Refresh};
 use crate::key::{Key, KeyRing};
@@ -60,12 +60,12 @@ pub struct SessionLayer<St> {
 }
 
 impl<St: Store> SessionLayer<St> {
-    /// A layer with the defaults: cookie `id`, `Path=/`, no `Domain`,
+    /// A layer with the defaults: cookie `__Host-id`, `Path=/`, no `Domain`,
     /// `Secure`, `HttpOnly`, `SameSite=Lax`, a browser-session cookie whose
     /// record expires after 24 hours of inactivity, and an empty 500 (503 when
     /// the store is unreachable) on store errors.
     pub fn new(store: St, key: Key) -> Self {
-        Self::builder(store, key).assemble(vec![CookieAttrs::new("id")])
+        Self::builder(store, key).assemble(vec![CookieAttrs::new("__Host-id")])
     }
 
     /// Several named sessions over one store, each with its own cookie (gin's
@@ -90,7 +90,7 @@ impl<St: Store> SessionLayer<St> {
         SessionLayerBuilder {
             store,
             keys: KeyRing::new(key),
-            names: vec!["id".to_owned()],
+            names: None,
             template: CookieAttrs::new("id"),
             expiry: Expiry::default(),
             absolute: None,
@@ -145,7 +145,7 @@ impl<St> fmt::Debug for SessionLayer<St> {
 pub struct SessionLayerBuilder<St> {
     store: St,
     keys: KeyRing,
-    names: Vec<String>,
+    names: Option<Vec<String>>,
     template: CookieAttrs,
     expiry: Expiry,
     absolute: Option<Duration>,
@@ -156,11 +156,14 @@ pub struct SessionLayerBuilder<St> {
 }
 
 impl<St: Store> SessionLayerBuilder<St> {
-    /// The cookie name. Default `id`: generic, so it does not advertise the
-    /// framework. `__Host-` and `__Secure-` prefixes are checked by `build`.
+    /// The cookie name. Default `__Host-id` (`__Secure-id` with another
+    /// `Path` or a `Domain`, `id` without `Secure`): generic, so it does not
+    /// advertise the framework, and with the prefix a sibling subdomain
+    /// cannot plant a cookie the host takes for its own. `__Host-` and
+    /// `__Secure-` prefix rules are checked by `build`, ignoring case.
     #[must_use]
     pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
-        self.names = vec![name.into()];
+        self.names = Some(vec![name.into()]);
         self
     }
 
@@ -171,7 +174,7 @@ impl<St: Store> SessionLayerBuilder<St> {
         I: IntoIterator<Item = N>,
         N: Into<String>,
     {
-        self.names = names.into_iter().map(Into::into).collect();
+        self.names = Some(names.into_iter().map(Into::into).collect());
         self
     }
 
@@ -297,11 +300,14 @@ impl<St: Store> SessionLayerBuilder<St> {
         if self.absolute.is_some_and(|d| d.is_zero()) {
             return Err(ConfigError::ZeroDuration("the absolute timeout"));
         }
-        if self.names.is_empty() {
-            return Err(ConfigError::InvalidCookieName);
-        }
-        let mut cookies = Vec::with_capacity(self.names.len());
-        for name in &self.names {
+        // No name given: the default for these attributes.
+        let names = match &self.names {
+            None => vec![default_name(&self.template).to_owned()],
+            Some(names) if names.is_empty() => return Err(ConfigError::InvalidCookieName),
+            Some(names) => names.clone(),
+        };
+        let mut cookies = Vec::with_capacity(names.len());
+        for name in &names {
             if cookies.iter().any(|c: &CookieAttrs| &c.name == name) {
                 return Err(ConfigError::DuplicateCookieName(name.clone()));
             }

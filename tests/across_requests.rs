@@ -163,19 +163,21 @@ fn is_removal(c: &str) -> bool {
 async fn remember_me_survives_the_next_write() {
     let (clock, _store, app) = clocked(Expiry::default());
     let r = call(&app, "/remember", None).await;
-    let set = r.set_cookie("id").unwrap();
+    let set = r.set_cookie("__Host-id").unwrap();
     assert_eq!(attr(&set, "Max-Age"), Some("2592000"), "{set}");
-    let cookie = r.cookie("id").unwrap();
+    let cookie = r.cookie("__Host-id").unwrap();
 
     clock.advance(MIN);
     let r = call(&app, "/flash?v=hello", Some(&cookie)).await;
-    let set = r.set_cookie("id").expect("the write re-issues the cookie");
+    let set = r
+        .set_cookie("__Host-id")
+        .expect("the write re-issues the cookie");
     assert_eq!(
         attr(&set, "Max-Age"),
         Some("2592000"),
         "the next write dropped it: {set}"
     );
-    let cookie = r.cookie("id").unwrap();
+    let cookie = r.cookie("__Host-id").unwrap();
 
     // Past the layer's own 24 h window, within the session's 30 days.
     clock.advance(3 * DAY);
@@ -189,14 +191,14 @@ async fn remember_me_survives_the_next_write() {
 async fn a_shortened_session_stays_short() {
     let (clock, _store, app) = clocked(Expiry::default());
     let r = call(&app, "/short", None).await;
-    let cookie = r.cookie("id").unwrap();
+    let cookie = r.cookie("__Host-id").unwrap();
     clock.advance(3 * MIN);
     let r = call(&app, "/read", Some(&cookie)).await;
     let set = r
-        .set_cookie("id")
+        .set_cookie("__Host-id")
         .expect("past half of 5 minutes: refreshed");
     assert_eq!(attr(&set, "Max-Age"), Some("300"), "{set}");
-    let cookie = r.cookie("id").unwrap();
+    let cookie = r.cookie("__Host-id").unwrap();
     clock.advance(6 * MIN);
     let r = call(&app, "/read", Some(&cookie)).await;
     assert_eq!(r.body, "None", "the session grew back to the layer's 24 h");
@@ -206,21 +208,30 @@ async fn a_shortened_session_stays_short() {
 // issued under, in a later request; moving the cookie removes the old one.
 #[tokio::test]
 async fn removal_targets_the_place_the_cookie_was_issued_under() {
-    let (_clock, store, app) = clocked(Expiry::default());
+    // A `__Host-` cookie cannot take a Path or Domain of its own: `sid`.
+    let store = TestStore::new(MemoryStore::new());
+    let layer = SessionLayer::builder(store.clone(), key())
+        .with_cookie_name("sid")
+        .build()
+        .unwrap();
+    let app = app_on(layer, Arc::new(Barrier::new(2)));
     let r = call(&app, "/place?path=/app&domain=example.com", None).await;
-    let set = r.set_cookie("id").unwrap();
+    let set = r.set_cookie("sid").unwrap();
     assert_eq!(attr(&set, "Path"), Some("/app"));
-    let cookie = r.cookie("id").unwrap();
+    let cookie = r.cookie("sid").unwrap();
 
     let r = call(&app, "/destroy", Some(&cookie)).await;
-    let removal = r.set_cookie("id").unwrap();
+    let removal = r.set_cookie("sid").unwrap();
     assert!(is_removal(&removal), "{removal}");
     assert_eq!(attr(&removal, "Path"), Some("/app"), "{removal}");
     assert_eq!(attr(&removal, "Domain"), Some("example.com"), "{removal}");
     assert!(store.inner.is_empty());
 
     // A cookie issued at `/` and moved to `/app`: the one at `/` is removed.
-    let cookie = call(&app, "/set?k=a&v=1", None).await.cookie("id").unwrap();
+    let cookie = call(&app, "/set?k=a&v=1", None)
+        .await
+        .cookie("sid")
+        .unwrap();
     let r = call(&app, "/place?path=/app", Some(&cookie)).await;
     let all = r.set_cookies();
     assert_eq!(all.len(), 2, "{all:?}");
@@ -235,12 +246,15 @@ async fn removal_targets_the_place_the_cookie_was_issued_under() {
 // own path, so the browser does not keep the session.
 #[tokio::test]
 async fn cookie_store_logout_removes_a_cookie_issued_under_a_path() {
-    let layer = SessionLayer::new(CookieStore::new(), key());
+    let layer = SessionLayer::builder(CookieStore::new(), key())
+        .with_cookie_name("sid")
+        .build()
+        .unwrap();
     let app = app_on(layer, Arc::new(Barrier::new(2)));
     let r = call(&app, "/place?path=/app", None).await;
-    let cookie = r.cookie("id").unwrap();
+    let cookie = r.cookie("sid").unwrap();
     let r = call(&app, "/destroy", Some(&cookie)).await;
-    let removal = r.set_cookie("id").unwrap();
+    let removal = r.set_cookie("sid").unwrap();
     assert!(
         is_removal(&removal) && attr(&removal, "Path") == Some("/app"),
         "{removal}"
@@ -257,7 +271,10 @@ async fn emptying_a_session_keeps_a_concurrent_change_to_another_key() {
         let gate = Arc::new(Barrier::new(2));
         let store = TestStore::new(MemoryStore::new());
         let app = app_on(SessionLayer::new(store.clone(), key()), gate.clone());
-        let cookie = call(&app, "/flash?v=hi", None).await.cookie("id").unwrap();
+        let cookie = call(&app, "/flash?v=hi", None)
+            .await
+            .cookie("__Host-id")
+            .unwrap();
         let (slow_path, quick_path) = if b_first {
             ("/gated-flashes", "/set?k=cart&v=apple")
         } else {
@@ -285,8 +302,8 @@ async fn emptying_a_session_keeps_a_concurrent_change_to_another_key() {
             let r = call(&app, "/flashes", Some(&cookie)).await;
             assert_eq!(r.body, "", "the flash came back");
         } else {
-            assert!(is_removal(&a.set_cookie("id").unwrap()), "{a:?}");
-            assert!(is_removal(&b.set_cookie("id").unwrap()), "{b:?}");
+            assert!(is_removal(&a.set_cookie("__Host-id").unwrap()), "{a:?}");
+            assert!(is_removal(&b.set_cookie("__Host-id").unwrap()), "{b:?}");
             assert!(store.inner.is_empty(), "a record came back");
         }
     }
@@ -301,7 +318,7 @@ async fn cycle_id_after_a_concurrent_logout_brings_nothing_back() {
     let app = app_on(SessionLayer::new(store.clone(), key()), gate.clone());
     let cookie = call(&app, "/set?k=user&v=ada", None)
         .await
-        .cookie("id")
+        .cookie("__Host-id")
         .unwrap();
     let slow = tokio::spawn({
         let (app, cookie) = (app.clone(), cookie.clone());
@@ -309,11 +326,11 @@ async fn cycle_id_after_a_concurrent_logout_brings_nothing_back() {
     });
     gate.wait().await;
     let logout = call(&app, "/destroy", Some(&cookie)).await;
-    assert!(is_removal(&logout.set_cookie("id").unwrap()));
+    assert!(is_removal(&logout.set_cookie("__Host-id").unwrap()));
     gate.wait().await;
     let slow = slow.await.unwrap();
     assert_eq!(slow.status, StatusCode::OK);
-    let set = slow.set_cookie("id").unwrap();
+    let set = slow.set_cookie("__Host-id").unwrap();
     assert!(is_removal(&set), "a new session was issued: {set}");
     assert!(
         store.inner.is_empty(),
@@ -329,11 +346,14 @@ async fn deletions_hold_when_the_handler_then_fails() {
         let (_clock, store, app) = clocked(Expiry::default());
         let cookie = call(&app, "/set?k=user&v=ada", None)
             .await
-            .cookie("id")
+            .cookie("__Host-id")
             .unwrap();
         let r = call(&app, path, Some(&cookie)).await;
         assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(is_removal(&r.set_cookie("id").unwrap()), "{path}: {r:?}");
+        assert!(
+            is_removal(&r.set_cookie("__Host-id").unwrap()),
+            "{path}: {r:?}"
+        );
         assert!(store.inner.is_empty(), "{path}: the old record survived");
         let r = call(&app, "/read", Some(&cookie)).await;
         assert_eq!(r.body, "None", "{path}: still logged in");
@@ -367,7 +387,12 @@ async fn a_failed_save_is_not_written_twice() {
             .merge(routes())
             .layer(SessionLayer::new(store.clone(), key()));
         let cookie = match op {
-            "update" => Some(call(&app, "/set?k=a&v=1", None).await.cookie("id").unwrap()),
+            "update" => Some(
+                call(&app, "/set?k=a&v=1", None)
+                    .await
+                    .cookie("__Host-id")
+                    .unwrap(),
+            ),
             _ => None,
         };
         store.take_ops();
@@ -444,17 +469,17 @@ async fn huge_expiries_are_capped_not_a_panic() {
     assert_eq!(r.status, StatusCode::OK);
     let cap = MAX_LIFETIME.as_secs().to_string();
     assert_eq!(
-        attr(&r.set_cookie("id").unwrap(), "Max-Age"),
+        attr(&r.set_cookie("__Host-id").unwrap(), "Max-Age"),
         Some(cap.as_str())
     );
-    let cookie = r.cookie("id").unwrap();
+    let cookie = r.cookie("__Host-id").unwrap();
     let r = call(&app, "/huge", Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(
-        attr(&r.set_cookie("id").unwrap(), "Max-Age"),
+        attr(&r.set_cookie("__Host-id").unwrap(), "Max-Age"),
         Some(cap.as_str())
     );
-    let r = call(&app, "/read", Some(&r.cookie("id").unwrap())).await;
+    let r = call(&app, "/read", Some(&r.cookie("__Host-id").unwrap())).await;
     assert_eq!(r.body, "Some(1)");
 }
 
@@ -464,21 +489,21 @@ async fn huge_expiries_are_capped_not_a_panic() {
 async fn an_unreadable_record_is_no_session() {
     let store = TestStore::new(MemoryStore::new());
     let app = routes().layer(SessionLayer::new(store.clone(), key()));
-    let cookie = call(&app, "/incr", None).await.cookie("id").unwrap();
+    let cookie = call(&app, "/incr", None).await.cookie("__Host-id").unwrap();
     store.fail_on("load", Fail::Unreadable);
     store.take_ops();
     let (logs, _g) = Logs::capture();
     let r = call(&app, "/read", Some(&cookie)).await;
     store.heal();
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "None"));
-    assert!(is_removal(&r.set_cookie("id").unwrap()), "{r:?}");
+    assert!(is_removal(&r.set_cookie("__Host-id").unwrap()), "{r:?}");
     assert_eq!(store.take_ops(), vec!["load", "delete"]);
     assert!(logs.text().contains("ERROR"), "{}", logs.text());
     assert!(store.inner.is_empty());
     // Logging in again works at once.
     let r = call(&app, "/incr", Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::OK);
-    assert_ne!(r.cookie("id").unwrap(), cookie);
+    assert_ne!(r.cookie("__Host-id").unwrap(), cookie);
 }
 
 // SECURITY I44: a rejected cookie gets one removal; the browser drops it and
@@ -486,8 +511,8 @@ async fn an_unreadable_record_is_no_session() {
 #[tokio::test]
 async fn a_rejected_cookie_is_removed_once() {
     let (_clock, store, app) = clocked(Expiry::default());
-    let r = call(&app, "/untouched", Some("id=forged.value")).await;
-    assert!(is_removal(&r.set_cookie("id").unwrap()), "{r:?}");
+    let r = call(&app, "/untouched", Some("__Host-id=forged.value")).await;
+    assert!(is_removal(&r.set_cookie("__Host-id").unwrap()), "{r:?}");
     assert!(
         store.take_ops().is_empty(),
         "no store I/O for a forged cookie"
@@ -501,9 +526,9 @@ async fn a_rejected_cookie_is_removed_once() {
 #[tokio::test]
 async fn a_dead_duplicate_does_not_shadow_the_live_session() {
     let (_clock, _store, app) = clocked(Expiry::default());
-    let dead = call(&app, "/incr", None).await.cookie("id").unwrap();
+    let dead = call(&app, "/incr", None).await.cookie("__Host-id").unwrap();
     call(&app, "/destroy", Some(&dead)).await;
-    let live = call(&app, "/incr", None).await.cookie("id").unwrap();
+    let live = call(&app, "/incr", None).await.cookie("__Host-id").unwrap();
     let r = get_with(&app, "/read", &[&format!("{dead}; {live}")]).await;
     assert_eq!(r.body, "Some(1)", "the dead duplicate won");
     assert!(r.set_cookies().is_empty(), "nothing to write: {r:?}");
@@ -523,12 +548,15 @@ async fn refresh_on_every_request_touches_untouched_sessions() {
             b = b.with_refresh(Refresh::OnEveryRequest);
         }
         let app = routes().layer(b.build().unwrap());
-        let cookie = call(&app, "/incr", None).await.cookie("id").unwrap();
+        let cookie = call(&app, "/incr", None).await.cookie("__Host-id").unwrap();
         store.take_ops();
         let r = call(&app, "/untouched", Some(&cookie)).await;
         if every {
             assert_eq!(store.take_ops(), vec!["touch"]);
-            assert_eq!(attr(&r.set_cookie("id").unwrap(), "Max-Age"), Some("3600"));
+            assert_eq!(
+                attr(&r.set_cookie("__Host-id").unwrap(), "Max-Age"),
+                Some("3600")
+            );
         } else {
             assert!(store.take_ops().is_empty());
             assert!(r.set_cookies().is_empty());
@@ -608,14 +636,17 @@ async fn cycle_id_rotates_the_csrf_token() {
     };
     // An anonymous visitor: the secret rides in the companion cookie.
     let r = call(&app, "/token", None).await;
-    assert!(r.cookie("id").is_none(), "a token alone stores no session");
-    let (anon, before) = (r.cookie("id-csrf").unwrap(), r.body);
+    assert!(
+        r.cookie("__Host-id").is_none(),
+        "a token alone stores no session"
+    );
+    let (anon, before) = (r.cookie("__Host-id-csrf").unwrap(), r.body);
     let r = send(&app, post_with("/action", &anon, &before)).await;
     assert_eq!(r.status, StatusCode::OK, "the token works before the login");
 
     let r = send(&app, post_with("/login", &anon, &before)).await;
     assert_eq!(r.status, StatusCode::OK);
-    let cookie = r.cookie("id").unwrap();
+    let cookie = r.cookie("__Host-id").unwrap();
     let both = format!("{cookie}; {anon}");
     let r = send(&app, post_with("/action", &both, &before)).await;
     assert_eq!(
@@ -629,7 +660,7 @@ async fn cycle_id_rotates_the_csrf_token() {
     let r = send(&app, post_with("/action", &cookie, &after)).await;
     assert_eq!(r.status, StatusCode::OK, "the new token is refused");
     let r = send(&app, post_with("/login", &cookie, &after)).await;
-    let cookie = r.cookie("id").unwrap();
+    let cookie = r.cookie("__Host-id").unwrap();
     let r = send(&app, post_with("/action", &cookie, &after)).await;
     assert_eq!(
         r.status,
@@ -643,8 +674,8 @@ async fn cycle_id_rotates_the_csrf_token() {
 #[tokio::test(flavor = "current_thread")]
 async fn many_forged_cookies_are_verified_a_few_at_most() {
     let (_clock, _store, app) = clocked(Expiry::default());
-    let good = call(&app, "/incr", None).await.cookie("id").unwrap();
-    let forged = format!("id={}.{}", "A".repeat(4000), "B".repeat(43));
+    let good = call(&app, "/incr", None).await.cookie("__Host-id").unwrap();
+    let forged = format!("__Host-id={}.{}", "A".repeat(4000), "B".repeat(43));
     let mut header = vec![good.clone()];
     header.extend(std::iter::repeat_n(forged, 90));
     let (logs, _g) = Logs::capture();
@@ -674,11 +705,14 @@ async fn many_forged_cookies_are_verified_a_few_at_most() {
 #[tokio::test]
 async fn flash_lists_keep_the_newest_few() {
     let (_clock, _store, app) = clocked(Expiry::default());
-    let mut cookie = call(&app, "/flash?v=0", None).await.cookie("id").unwrap();
+    let mut cookie = call(&app, "/flash?v=0", None)
+        .await
+        .cookie("__Host-id")
+        .unwrap();
     for i in 1..40 {
         cookie = call(&app, &format!("/flash?v={i}"), Some(&cookie))
             .await
-            .cookie("id")
+            .cookie("__Host-id")
             .unwrap_or(cookie);
     }
     let r = call(&app, "/flashes", Some(&cookie)).await;

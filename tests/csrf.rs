@@ -76,7 +76,10 @@ async fn echo(body: Bytes) -> Bytes {
 async fn session(app: &Router) -> (String, String) {
     let reply = send(app, Request::get("/token").body(Body::empty()).unwrap()).await;
     assert_eq!(reply.status, StatusCode::OK);
-    (reply.cookie("id").expect("a session cookie"), reply.body)
+    (
+        reply.cookie("__Host-id").expect("a session cookie"),
+        reply.body,
+    )
 }
 
 fn request(method: Method, path: &str, cookie: &str) -> axum::http::request::Builder {

@@ -18,7 +18,7 @@ fn default_app() -> (MemoryStore, Router) {
 }
 
 async fn started(app: &Router) -> String {
-    call(app, "/incr", None).await.cookie("id").unwrap()
+    call(app, "/incr", None).await.cookie("__Host-id").unwrap()
 }
 
 // SECURITY B6: HttpOnly, Secure, SameSite=Lax, Path=/, no Domain, name `id`,
@@ -27,7 +27,7 @@ async fn started(app: &Router) -> String {
 async fn default_cookie_attributes() {
     let (_, app) = default_app();
     let r = call(&app, "/incr", None).await;
-    let c = r.set_cookie("id").unwrap();
+    let c = r.set_cookie("__Host-id").unwrap();
     let attrs: Vec<&str> = c.split("; ").skip(1).collect();
     assert_eq!(attrs, vec!["Path=/", "Secure", "HttpOnly", "SameSite=Lax"]);
 }
@@ -72,6 +72,49 @@ async fn every_attribute_can_be_configured() {
         .set_cookie("id")
         .unwrap()
         .ends_with("; Path=/; HttpOnly; SameSite=Strict"));
+}
+
+// SECURITY B6: the default name is `__Host-id` while Secure holds
+// with Path=/ and no Domain, `__Secure-id` with another Path or a Domain,
+// plain `id` without Secure; a `__Host-` session cannot move its Path.
+#[tokio::test]
+async fn the_default_name_carries_the_strongest_prefix_it_can() {
+    let cases = [
+        (SessionLayer::new(MemoryStore::new(), key()), "__Host-id"),
+        (
+            SessionLayer::builder(MemoryStore::new(), key())
+                .with_path("/app")
+                .build()
+                .unwrap(),
+            "__Secure-id",
+        ),
+        (
+            SessionLayer::builder(MemoryStore::new(), key())
+                .with_secure(false)
+                .build()
+                .unwrap(),
+            "id",
+        ),
+    ];
+    for (layer, name) in cases {
+        let r = call(&app_with(layer), "/incr", None).await;
+        assert!(
+            r.set_cookie(name).is_some(),
+            "{name}: {:?}",
+            r.set_cookies()
+        );
+    }
+    let app = Router::new()
+        .route(
+            "/",
+            axum::routing::get(|s: sessio::Session| async move {
+                s.set("a", 1).unwrap();
+                let moved = s.set_options(CookieOptions::new().with_path("/x"));
+                format!("{moved:?}")
+            }),
+        )
+        .layer(SessionLayer::new(MemoryStore::new(), key()));
+    assert_eq!(call(&app, "/", None).await.body, "Err(Config(HostPrefix))");
 }
 
 // SECURITY B6 / C17: configuration mistakes are typed errors at build time.
@@ -159,7 +202,13 @@ async fn per_session_options_override_the_layer() {
                 "ok"
             }),
         )
-        .layer(SessionLayer::new(MemoryStore::new(), key()));
+        // A `__Host-` cookie cannot take another Path: a plain name here.
+        .layer(
+            SessionLayer::builder(MemoryStore::new(), key())
+                .with_cookie_name("id")
+                .build()
+                .unwrap(),
+        );
     let r = call(&app, "/", None).await;
     assert_eq!(
         r.set_cookie("id")
@@ -202,32 +251,32 @@ async fn assert_fresh(app: &Router, cookies: &[&str]) {
 async fn bad_cookies_start_a_fresh_session() {
     let (_, app) = default_app();
     let good = started(&app).await;
-    let value = &good[3..];
+    let value = &good["__Host-id=".len()..];
     let mut flipped = value.as_bytes().to_vec();
     flipped[5] ^= 0x01;
-    let flipped = format!("id={}", String::from_utf8(flipped).unwrap());
-    let truncated = format!("id={}", &value[..value.len() - 3]);
+    let flipped = format!("__Host-id={}", String::from_utf8(flipped).unwrap());
+    let truncated = format!("__Host-id={}", &value[..value.len() - 3]);
     let (_, other) = {
         let other = app_with(SessionLayer::new(MemoryStore::new(), other_key()));
         ((), started(&other).await)
     };
-    let oversized = format!("id={}", "A".repeat(4100));
-    let non_ascii = "id=\u{e9}\u{e9}";
+    let oversized = format!("__Host-id={}", "A".repeat(4100));
+    let non_ascii = "__Host-id=\u{e9}\u{e9}";
     for bad in [
         flipped.as_str(),
         truncated.as_str(),
         other.as_str(),
         oversized.as_str(),
-        "id=",
-        "id=garbage",
-        "id=!!!.???",
-        "id=....",
+        "__Host-id=",
+        "__Host-id=garbage",
+        "__Host-id=!!!.???",
+        "__Host-id=....",
         non_ascii,
     ] {
         assert_fresh(&app, &[bad]).await;
     }
     // Not UTF-8 at all.
-    let r = get_bytes(&app, "/read", &[b"id=\xff\xfe\xfd"]).await;
+    let r = get_bytes(&app, "/read", &[b"__Host-id=\xff\xfe\xfd"]).await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "None"));
 }
 
@@ -239,7 +288,7 @@ async fn odd_ids_never_reach_the_store() {
     // A cookie signed with our key but holding a bad id cannot be made from
     // outside; the store-level check is covered by the conformance suite's
     // load_of_unknown_values_is_none. Here: the bad request still answers 200.
-    let r = get_with(&app, "/read", &["id=AAAA%00AAAA"]).await;
+    let r = get_with(&app, "/read", &["__Host-id=AAAA%00AAAA"]).await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "None"));
 }
 
@@ -251,8 +300,8 @@ async fn session_is_found_across_lines_duplicates_and_junk() {
     let good = started(&app).await;
     for lines in [
         vec!["theme=dark", good.as_str()],
-        vec!["id=forged.value", good.as_str()],
-        vec![&format!("id=forged; junk; ;=;{good}; other=1")],
+        vec!["__Host-id=forged.value", good.as_str()],
+        vec![&format!("__Host-id=forged; junk; ;=;{good}; other=1")],
         vec![&format!("{good}; id=forged")],
     ] {
         let lines: Vec<&str> = lines.iter().map(|s| s.as_ref()).collect();
@@ -270,7 +319,12 @@ async fn session_is_found_across_lines_duplicates_and_junk() {
 async fn session_never_comes_from_the_url() {
     let (_, app) = default_app();
     let good = started(&app).await;
-    let r = call(&app, &format!("/read?{good}&id={}", &good[3..]), None).await;
+    let r = call(
+        &app,
+        &format!("/read?{good}&id={}", &good["__Host-id=".len()..]),
+        None,
+    )
+    .await;
     assert_eq!(r.body, "None");
 }
 
@@ -289,7 +343,9 @@ async fn fallback_key_verifies_and_cookie_is_reissued() {
     );
     let r = call(&rotated, "/read", Some(&cookie)).await;
     assert_eq!(r.body, "Some(1)");
-    let reissued = r.cookie("id").expect("re-issued under the current key");
+    let reissued = r
+        .cookie("__Host-id")
+        .expect("re-issued under the current key");
     assert_ne!(reissued, cookie);
     let only_new = app_with(SessionLayer::new(store.clone(), key()));
     assert_eq!(
@@ -329,11 +385,11 @@ async fn value_moved_to_another_cookie_name_is_rejected() {
 async fn editing_the_signed_expiry_breaks_the_signature() {
     let (_, app) = default_app();
     let cookie = started(&app).await;
-    let (body, tag) = cookie[3..].rsplit_once('.').unwrap();
+    let (body, tag) = cookie["__Host-id=".len()..].rsplit_once('.').unwrap();
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
     let mut bytes = b64.decode(body).unwrap();
     bytes[17..25].copy_from_slice(&u64::MAX.to_be_bytes());
-    let forged = format!("id={}.{tag}", b64.encode(bytes));
+    let forged = format!("__Host-id={}.{tag}", b64.encode(bytes));
     assert_eq!(call(&app, "/read", Some(&forged)).await.body, "None");
 }
 
@@ -375,12 +431,15 @@ async fn unknown_id_gets_a_fresh_session_with_a_new_id() {
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "None"));
     // SECURITY I44: the dead cookie is removed, once, without a store write.
     assert_eq!(r.set_cookies().len(), 1);
-    assert!(r.set_cookie("id").unwrap().starts_with("id=; Max-Age=0"));
+    assert!(r
+        .set_cookie("__Host-id")
+        .unwrap()
+        .starts_with("__Host-id=; Max-Age=0"));
     assert_eq!(store.take_ops(), vec!["load"], "no write for an unknown id");
     assert!(logs.text().contains("WARN"), "{}", logs.text());
     let r = call(&app, "/incr", Some(&foreign)).await;
     assert_eq!(store.take_ops(), vec!["load", "create"]);
-    let mine = r.cookie("id").unwrap();
+    let mine = r.cookie("__Host-id").unwrap();
     assert_ne!(mine, foreign);
     assert_eq!(call(&app, "/read", Some(&mine)).await.body, "Some(1)");
 }

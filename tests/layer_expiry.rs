@@ -35,7 +35,7 @@ fn env(expiry: Expiry, absolute: Option<Duration>) -> Env {
 
 /// The id and the signed expiry inside a cookie pair `id=<payload>.<tag>`.
 fn open(pair: &str) -> (String, u64) {
-    let payload = pair[3..].rsplit_once('.').unwrap().0;
+    let payload = pair["__Host-id=".len()..].rsplit_once('.').unwrap().0;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .unwrap();
@@ -59,8 +59,8 @@ fn secs(t: SystemTime) -> u64 {
 async fn browser_session_cookie_has_no_max_age_and_idles_out_on_the_server() {
     let e = env(Expiry::default(), None);
     let r = call(&e.app, "/incr", None).await;
-    assert_eq!(max_age(&r.set_cookie("id").unwrap()), None);
-    let cookie = r.cookie("id").unwrap();
+    assert_eq!(max_age(&r.set_cookie("__Host-id").unwrap()), None);
+    let cookie = r.cookie("__Host-id").unwrap();
     e.clock.advance(23 * HOUR);
     assert_eq!(call(&e.app, "/read", Some(&cookie)).await.body, "Some(1)");
     e.clock.advance(2 * HOUR);
@@ -75,8 +75,8 @@ async fn browser_session_cookie_has_no_max_age_and_idles_out_on_the_server() {
 async fn inactivity_expiry_rolls_with_a_touch_not_a_rewrite() {
     let e = env(Expiry::OnInactivity(HOUR), None);
     let r = call(&e.app, "/incr", None).await;
-    assert_eq!(max_age(&r.set_cookie("id").unwrap()), Some(3600));
-    let first = r.cookie("id").unwrap();
+    assert_eq!(max_age(&r.set_cookie("__Host-id").unwrap()), Some(3600));
+    let first = r.cookie("__Host-id").unwrap();
     e.store.take_ops();
 
     e.clock.advance(20 * MIN);
@@ -88,9 +88,9 @@ async fn inactivity_expiry_rolls_with_a_touch_not_a_rewrite() {
     let r = call(&e.app, "/read", Some(&first)).await;
     assert_eq!(r.body, "Some(1)");
     assert_eq!(e.store.take_ops(), vec!["load", "touch"]);
-    let set = r.set_cookie("id").expect("cookie re-issued");
+    let set = r.set_cookie("__Host-id").expect("cookie re-issued");
     assert_eq!(max_age(&set), Some(3600));
-    let second = r.cookie("id").unwrap();
+    let second = r.cookie("__Host-id").unwrap();
     assert_eq!(open(&second).0, open(&first).0, "same id");
     assert_eq!(open(&second).1, secs(e.clock_now()) + 3600);
 
@@ -115,15 +115,15 @@ async fn fixed_expiry_never_moves() {
     let at = start + 2 * HOUR;
     let e = env(Expiry::AtTime(at), None);
     let r = call(&e.app, "/incr", None).await;
-    assert_eq!(max_age(&r.set_cookie("id").unwrap()), Some(7200));
-    let cookie = r.cookie("id").unwrap();
+    assert_eq!(max_age(&r.set_cookie("__Host-id").unwrap()), Some(7200));
+    let cookie = r.cookie("__Host-id").unwrap();
     e.store.take_ops();
     e.clock.advance(110 * MIN);
     let r = call(&e.app, "/read", Some(&cookie)).await;
     assert!(r.set_cookies().is_empty());
     assert_eq!(e.store.take_ops(), vec!["load"]);
     let r = call(&e.app, "/incr", Some(&cookie)).await;
-    assert_eq!(max_age(&r.set_cookie("id").unwrap()), Some(600));
+    assert_eq!(max_age(&r.set_cookie("__Host-id").unwrap()), Some(600));
     e.clock.advance(10 * MIN);
     assert_eq!(call(&e.app, "/read", Some(&cookie)).await.body, "None");
 }
@@ -133,16 +133,19 @@ async fn fixed_expiry_never_moves() {
 #[tokio::test]
 async fn absolute_timeout_ends_an_active_session() {
     let e = env(Expiry::OnInactivity(HOUR), Some(2 * HOUR));
-    let mut cookie = call(&e.app, "/incr", None).await.cookie("id").unwrap();
+    let mut cookie = call(&e.app, "/incr", None)
+        .await
+        .cookie("__Host-id")
+        .unwrap();
     for _ in 0..2 {
         e.clock.advance(45 * MIN);
         let r = call(&e.app, "/incr", Some(&cookie)).await;
-        cookie = r.cookie("id").unwrap();
+        cookie = r.cookie("__Host-id").unwrap();
     }
     // 90 minutes in: the cookie may not outlive the absolute limit.
     let r = call(&e.app, "/incr", Some(&cookie)).await;
-    assert_eq!(max_age(&r.set_cookie("id").unwrap()), Some(30 * 60));
-    cookie = r.cookie("id").unwrap();
+    assert_eq!(max_age(&r.set_cookie("__Host-id").unwrap()), Some(30 * 60));
+    cookie = r.cookie("__Host-id").unwrap();
     e.clock.advance(31 * MIN);
     assert_eq!(call(&e.app, "/read", Some(&cookie)).await.body, "None");
 }
@@ -152,11 +155,11 @@ async fn absolute_timeout_ends_an_active_session() {
 async fn store_ttl_equals_cookie_expiry() {
     let e = env(Expiry::OnInactivity(HOUR), None);
     let r = call(&e.app, "/incr", None).await;
-    let cookie = r.cookie("id").unwrap();
+    let cookie = r.cookie("__Host-id").unwrap();
     let (id, expires) = open(&cookie);
     assert_eq!(
         expires,
-        secs(e.clock_now()) + max_age(&r.set_cookie("id").unwrap()).unwrap()
+        secs(e.clock_now()) + max_age(&r.set_cookie("__Host-id").unwrap()).unwrap()
     );
     e.clock.advance(HOUR - Duration::from_secs(1));
     assert!(e.store.inner.load(&id).await.unwrap().is_some());
@@ -182,12 +185,15 @@ async fn set_expiry_changes_one_session() {
                 .build()
                 .unwrap(),
         );
-    let cookie = call(&app, "/incr", None).await.cookie("id").unwrap();
+    let cookie = call(&app, "/incr", None).await.cookie("__Host-id").unwrap();
     e.store.take_ops();
     let r = call(&app, "/remember", Some(&cookie)).await;
     assert_eq!(e.store.take_ops(), vec!["load", "touch"]);
-    assert_eq!(max_age(&r.set_cookie("id").unwrap()), Some(30 * 24 * 3600));
-    let cookie = r.cookie("id").unwrap();
+    assert_eq!(
+        max_age(&r.set_cookie("__Host-id").unwrap()),
+        Some(30 * 24 * 3600)
+    );
+    let cookie = r.cookie("__Host-id").unwrap();
     e.clock.advance(10 * 24 * HOUR);
     assert_eq!(call(&app, "/read", Some(&cookie)).await.body, "Some(1)");
 }

@@ -21,7 +21,7 @@ fn setup() -> (TestStore, Router) {
 /// Starts a session with `n = 1` and returns its cookie pair.
 async fn started(app: &Router) -> String {
     let r = call(app, "/incr", None).await;
-    r.cookie("id")
+    r.cookie("__Host-id")
         .expect("a new session with data sets a cookie")
 }
 
@@ -66,11 +66,11 @@ async fn changed_session_is_written_once_with_cookie() {
     let r = call(&app, "/incr", None).await;
     assert_eq!(r.body, "0");
     assert_eq!(store.take_ops(), vec!["create"]);
-    let cookie = r.cookie("id").unwrap();
+    let cookie = r.cookie("__Host-id").unwrap();
     let r = call(&app, "/incr", Some(&cookie)).await;
     assert_eq!(r.body, "1");
     assert_eq!(store.take_ops(), vec!["load", "update"]);
-    assert!(r.cookie("id").is_some());
+    assert!(r.cookie("__Host-id").is_some());
     let r = call(&app, "/read", Some(&cookie)).await;
     assert_eq!(r.body, "Some(2)");
 }
@@ -79,7 +79,7 @@ async fn changed_session_is_written_once_with_cookie() {
 async fn setting_the_same_value_is_not_a_change() {
     let (store, app) = setup();
     let r = call(&app, "/set?k=a&v=x", None).await;
-    let cookie = r.cookie("id").unwrap();
+    let cookie = r.cookie("__Host-id").unwrap();
     store.take_ops();
     let r = call(&app, "/set?k=a&v=x", Some(&cookie)).await;
     assert!(r.set_cookies().is_empty());
@@ -117,7 +117,7 @@ async fn handler_headers_are_kept() {
     let r = call(&app, "/", None).await;
     assert_eq!(r.header("cache-control"), Some("private, max-age=0"));
     assert!(r.set_cookies().contains(&"theme=dark; Path=/".to_owned()));
-    assert!(r.cookie("id").is_some());
+    assert!(r.cookie("__Host-id").is_some());
     let vary: Vec<_> = r
         .headers
         .get_all("vary")
@@ -136,9 +136,9 @@ async fn clear_deletes_record_and_removes_cookie() {
     let r = call(&app, "/clear", Some(&cookie)).await;
     // SECURITY I38: sent as a diff; the store deletes the merged-empty record.
     assert_eq!(store.take_ops(), vec!["load", "update"]);
-    let removal = r.set_cookie("id").unwrap();
+    let removal = r.set_cookie("__Host-id").unwrap();
     assert!(
-        removal.starts_with("id=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
+        removal.starts_with("__Host-id=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
         "{removal}"
     );
     let r = call(&app, "/read", Some(&cookie)).await;
@@ -149,11 +149,11 @@ async fn clear_deletes_record_and_removes_cookie() {
 async fn deleting_the_last_key_removes_the_session() {
     let (store, app) = setup();
     let r = call(&app, "/set?k=a&v=1", None).await;
-    let cookie = r.cookie("id").unwrap();
+    let cookie = r.cookie("__Host-id").unwrap();
     store.take_ops();
     let r = call(&app, "/delete?k=a", Some(&cookie)).await;
     assert_eq!(store.take_ops(), vec!["load", "update"]);
-    assert_eq!(r.cookie("id").as_deref(), Some("id="));
+    assert_eq!(r.cookie("__Host-id").as_deref(), Some("__Host-id="));
     assert!(store.inner.is_empty(), "the emptied record is deleted");
 }
 
@@ -166,11 +166,11 @@ async fn destroy_deletes_record_and_old_cookie_gets_fresh_session() {
     store.take_ops();
     let r = call(&app, "/destroy", Some(&cookie)).await;
     assert_eq!(store.take_ops(), vec!["load", "delete"]);
-    assert_eq!(r.cookie("id").as_deref(), Some("id="));
+    assert_eq!(r.cookie("__Host-id").as_deref(), Some("__Host-id="));
     let r = call(&app, "/incr", Some(&cookie)).await;
     assert_eq!(r.body, "0", "replayed cookie reached old data");
     assert_ne!(
-        r.cookie("id").unwrap(),
+        r.cookie("__Host-id").unwrap(),
         cookie,
         "a fresh session gets a new id"
     );
@@ -185,7 +185,7 @@ async fn cycle_id_rotates_and_old_id_is_dead() {
     store.take_ops();
     let r = call(&app, "/cycle-then-set", Some(&old)).await;
     assert_eq!(store.take_ops(), vec!["load", "rotate"]);
-    let new = r.cookie("id").unwrap();
+    let new = r.cookie("__Host-id").unwrap();
     assert_ne!(new, old);
     assert_eq!(call(&app, "/read", Some(&new)).await.body, "Some(1)");
     assert_eq!(call(&app, "/read", Some(&old)).await.body, "None");
@@ -278,7 +278,7 @@ async fn two_extractors_share_one_state() {
             }),
         )
         .layer(SessionLayer::new(store.clone(), key()));
-    let cookie = call(&app, "/", None).await.cookie("id").unwrap();
+    let cookie = call(&app, "/", None).await.cookie("__Host-id").unwrap();
     store.take_ops();
     let r = call(&app, "/", Some(&cookie)).await;
     assert_eq!(r.body, "Some(1)");
@@ -320,7 +320,7 @@ async fn a_session_kept_past_the_response_keeps_its_data() {
             .expect("the handler kept its session")
     };
 
-    let cookie = call(&app, "/", None).await.cookie("id").unwrap();
+    let cookie = call(&app, "/", None).await.cookie("__Host-id").unwrap();
     let s = take();
     assert_eq!(s.get::<u32>("n").unwrap(), Some(1), "new session");
     assert!(s.id().is_some(), "the kept handle knows the stored id");
@@ -468,7 +468,7 @@ async fn session_responses_are_never_shared_cacheable() {
             );
         let r = call(&app, "/write", None).await;
         assert_eq!(r.header("cache-control"), Some("private, no-store"));
-        let cookie = r.cookie("id").unwrap();
+        let cookie = r.cookie("__Host-id").unwrap();
         let r = call(&app, "/read", Some(&cookie)).await;
         assert!(r.set_cookies().is_empty());
         let r2 = call(&app, "/plain", Some(&cookie)).await;

@@ -20,7 +20,7 @@ fn setup() -> (TestStore, Router) {
 #[tokio::test(flavor = "current_thread")]
 async fn load_failure_is_503_or_500_and_the_handler_does_not_run() {
     let (store, app) = setup();
-    let cookie = call(&app, "/incr", None).await.cookie("id").unwrap();
+    let cookie = call(&app, "/incr", None).await.cookie("__Host-id").unwrap();
     store.fail_on("load", Fail::Unavailable);
     let (logs, _g) = Logs::capture();
     let r = call(&app, "/incr", Some(&cookie)).await;
@@ -28,7 +28,10 @@ async fn load_failure_is_503_or_500_and_the_handler_does_not_run() {
     assert_eq!(r.body, "");
     assert!(r.set_cookies().is_empty());
     assert!(logs.text().contains("ERROR"), "{}", logs.text());
-    assert!(!logs.text().contains(&cookie[3..]), "cookie logged");
+    assert!(
+        !logs.text().contains(&cookie["__Host-id=".len()..]),
+        "cookie logged"
+    );
     store.fail_on("load", Fail::Broken);
     let r = call(&app, "/incr", Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -55,7 +58,7 @@ async fn save_failure_sends_no_cookie() {
         logs.text()
     );
     store.heal();
-    let cookie = call(&app, "/incr", None).await.cookie("id").unwrap();
+    let cookie = call(&app, "/incr", None).await.cookie("__Host-id").unwrap();
     store.fail_on("update", Fail::Broken);
     let r = call(&app, "/incr", Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -114,11 +117,14 @@ async fn save_after_concurrent_logout_does_not_resurrect() {
         )
         .merge(routes())
         .layer(SessionLayer::new(store.clone(), key()));
-    let cookie = call(&app, "/incr", None).await.cookie("id").unwrap();
+    let cookie = call(&app, "/incr", None).await.cookie("__Host-id").unwrap();
     let r = call(&app, "/slow", Some(&cookie)).await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "done"));
     assert_eq!(r.set_cookies().len(), 1);
-    assert!(r.set_cookie("id").unwrap().starts_with("id=; Max-Age=0"));
+    assert!(r
+        .set_cookie("__Host-id")
+        .unwrap()
+        .starts_with("__Host-id=; Max-Age=0"));
     assert_eq!(call(&app, "/read", Some(&cookie)).await.body, "None");
     assert!(store.is_empty(), "record came back");
 }

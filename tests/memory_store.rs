@@ -127,7 +127,7 @@ async fn a_flood_of_sessions_stays_within_capacity() {
     use common::{call, key, routes, Logs};
     let store = MemoryStore::new().with_max_sessions(1_000);
     let app = routes().layer(sessio::SessionLayer::new(store.clone(), key()));
-    let mine = call(&app, "/incr", None).await.cookie("id").unwrap();
+    let mine = call(&app, "/incr", None).await.cookie("__Host-id").unwrap();
     let (logs, _g) = Logs::capture();
     for i in 0..5_000 {
         call(&app, "/incr", None).await;
@@ -163,7 +163,7 @@ async fn records_over_the_size_limit_are_refused() {
     let app = routes().layer(sessio::SessionLayer::new(store.clone(), key()));
     let cookie = call(&app, "/set?k=a&v=small", None)
         .await
-        .cookie("id")
+        .cookie("__Host-id")
         .unwrap();
     let big = "y".repeat(300);
     let r = call(&app, &format!("/set?k=a&v={big}"), Some(&cookie)).await;

@@ -193,7 +193,7 @@ impl Jar {
         assert!(all.len() <= 1, "{what}: several Set-Cookie: {all:?}");
         let got = match all.first() {
             None => Cookie::None,
-            Some(c) if c.starts_with("id=;") => Cookie::Removal,
+            Some(c) if c.starts_with("__Host-id=;") => Cookie::Removal,
             Some(c) => Cookie::Issued {
                 max_age: c
                     .split("; ")

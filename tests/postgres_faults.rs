@@ -52,7 +52,7 @@ async fn stopped_postgres_answers_503_within_the_pool_timeout_then_recovers() {
     let mut server = PgServer::start();
     let app = app(&server).await;
     let r = call(&app, "/incr", None).await;
-    let cookie = r.cookie("id").expect("cookie");
+    let cookie = r.cookie("__Host-id").expect("cookie");
     assert_eq!(call(&app, "/incr", Some(&cookie)).await.body, "1");
 
     server.stop();
@@ -105,7 +105,7 @@ async fn postgres_stopped_under_load_fails_fast_and_recovers() {
     let app = app(&server).await;
     let cookie = call(&app, "/incr", None)
         .await
-        .cookie("id")
+        .cookie("__Host-id")
         .expect("cookie");
     let stop = Arc::new(AtomicBool::new(false));
     let workers: Vec<_> = (0..4)
@@ -162,7 +162,7 @@ async fn terminated_connections_cause_no_user_visible_error() {
     let app = app(&server).await;
     let cookie = call(&app, "/incr", None)
         .await
-        .cookie("id")
+        .cookie("__Host-id")
         .expect("cookie");
     // Open several connections at once, so more than one is idle in the pool.
     let warm: Vec<_> = (0..4)
@@ -216,7 +216,7 @@ async fn without_the_checkout_ping_a_terminated_connection_costs_one_503() {
     let app = routes().layer(SessionLayer::new(store, key()));
     let cookie = call(&app, "/incr", None)
         .await
-        .cookie("id")
+        .cookie("__Host-id")
         .expect("cookie");
     let admin = PgPool::connect(&server.url()).await.unwrap();
     sessio::store::sqlx::query(

@@ -169,7 +169,10 @@ impl Rig {
         for i in 0..CLIENTS {
             let r = call(&self.app, &format!("/start?owner={}", owner(i)), None).await;
             assert_eq!(r.status, StatusCode::OK, "start {i}");
-            clients.push(Client::new(i, r.cookie("id").expect("a session cookie")));
+            clients.push(Client::new(
+                i,
+                r.cookie("__Host-id").expect("a session cookie"),
+            ));
         }
         clients
     }
@@ -385,7 +388,7 @@ impl Client {
                     self.ok += 1;
                     self.known = n + 1;
                 }
-                if let Some(c) = r.cookie("id") {
+                if let Some(c) = r.cookie("__Host-id") {
                     self.cookie = c;
                 }
                 true
@@ -393,7 +396,7 @@ impl Client {
             StatusCode::SERVICE_UNAVAILABLE => {
                 // SECURITY G32 / G33: an opaque 503; no cookie for anything
                 // that was not stored, and nothing of the handler's reply.
-                if r.cookie("id").is_some() {
+                if r.cookie("__Host-id").is_some() {
                     self.problems.push(format!("{path}: Set-Cookie on a 503"));
                 }
                 if !r.body.is_empty() {
@@ -572,7 +575,7 @@ fn redis_out_of_memory_refuses_writes_with_503() {
         let r = call(&rig.app, "/start?owner=client-00", None).await;
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "create when OOM");
         assert!(
-            r.cookie("id").is_none(),
+            r.cookie("__Host-id").is_none(),
             "Set-Cookie for a session not stored"
         );
         tokio::time::sleep(FAULT).await;

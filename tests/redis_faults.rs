@@ -55,7 +55,7 @@ async fn hung_redis_answers_503_within_the_timeouts() {
     let app = app(layer(store(&server.url())), Arc::new(Barrier::new(1)));
     let cookie = call(&app, "/set?k=user&v=ada", None)
         .await
-        .cookie("id")
+        .cookie("__Host-id")
         .expect("cookie");
 
     server.pause();
@@ -63,7 +63,7 @@ async fn hung_redis_answers_503_within_the_timeouts() {
         let (r, took) = timed(&app, path, cookie).await;
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{path}");
         assert!(
-            r.cookie("id").is_none(),
+            r.cookie("__Host-id").is_none(),
             "{path}: Set-Cookie while Redis hangs"
         );
         assert!(r.body.is_empty(), "{path}: the handler ran");
@@ -89,7 +89,7 @@ async fn killed_redis_fails_fast_and_recovers_without_restart() {
     let app = app(layer(store(&server.url())), Arc::new(Barrier::new(1)));
     let cookie = call(&app, "/set?k=user&v=ada", None)
         .await
-        .cookie("id")
+        .cookie("__Host-id")
         .expect("cookie");
 
     let stop = Arc::new(AtomicBool::new(false));
@@ -123,7 +123,7 @@ async fn killed_redis_fails_fast_and_recovers_without_restart() {
                 StatusCode::OK => {}
                 StatusCode::SERVICE_UNAVAILABLE => {
                     unavailable += 1;
-                    assert!(r.cookie("id").is_none(), "Set-Cookie on a 503");
+                    assert!(r.cookie("__Host-id").is_none(), "Set-Cookie on a 503");
                 }
                 other => panic!("unexpected status {other}"),
             }
@@ -134,7 +134,7 @@ async fn killed_redis_fails_fast_and_recovers_without_restart() {
     server.restart();
     let r = call(&app, "/incr", None).await;
     assert_eq!(r.status, StatusCode::OK, "first request after the restart");
-    assert!(r.cookie("id").is_some());
+    assert!(r.cookie("__Host-id").is_some());
     // The restarted Redis is empty: the old cookie starts a fresh session.
     let r = call(&app, "/get?k=user", Some(&cookie)).await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "none"));

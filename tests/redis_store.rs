@@ -63,16 +63,16 @@ async fn each_request_costs_the_fewest_commands() {
     // Warm up: the first save of each kind loads its script into Redis.
     let first = call(&app, "/incr", None)
         .await
-        .cookie("id")
+        .cookie("__Host-id")
         .expect("cookie");
     let cookie = call(&app, "/incr", Some(&first))
         .await
-        .cookie("id")
+        .cookie("__Host-id")
         .expect("cookie");
     let mut monitor = server.monitor();
 
     let r = call(&app, "/untouched", Some(&cookie)).await;
-    assert!(r.cookie("id").is_none());
+    assert!(r.cookie("__Host-id").is_none());
     assert_eq!(
         monitor.commands(),
         calls(&[]),
@@ -81,7 +81,7 @@ async fn each_request_costs_the_fewest_commands() {
 
     let r = call(&app, "/read", Some(&cookie)).await;
     assert_eq!(
-        (r.body.as_str(), r.cookie("id").as_deref()),
+        (r.body.as_str(), r.cookie("__Host-id").as_deref()),
         ("Some(2)", None)
     );
     let (seen, pings) = session_calls(&mut monitor);
@@ -89,7 +89,7 @@ async fn each_request_costs_the_fewest_commands() {
     assert!(pings <= 1, "at most one pool check per checkout");
 
     let r = call(&app, "/incr", Some(&cookie)).await;
-    assert!(r.cookie("id").is_some());
+    assert!(r.cookie("__Host-id").is_some());
     let (seen, pings) = session_calls(&mut monitor);
     assert_eq!(seen, calls(&[("evalsha", 1), ("hgetall", 1)]), "changed");
     assert!(pings <= 2);
@@ -97,7 +97,7 @@ async fn each_request_costs_the_fewest_commands() {
     clock.advance(Duration::from_secs(40));
     let r = call(&app, "/read", Some(&cookie)).await;
     assert!(
-        r.cookie("id").is_some(),
+        r.cookie("__Host-id").is_some(),
         "rolling expiry re-issues the cookie"
     );
     let (seen, _) = session_calls(&mut monitor);
@@ -121,7 +121,7 @@ async fn two_servers_on_one_redis_share_sessions() {
     );
     let cookie = call(&one, "/set?k=user&v=ada", None)
         .await
-        .cookie("id")
+        .cookie("__Host-id")
         .expect("login");
     assert_eq!(
         call(&two, "/get?k=user", Some(&cookie)).await.body,
@@ -139,7 +139,7 @@ async fn concurrent_changes_to_different_keys_both_survive() {
     let app = app(SessionLayer::new(store, key()), Arc::new(Barrier::new(2)));
     let cookie = call(&app, "/set?k=base&v=x", None)
         .await
-        .cookie("id")
+        .cookie("__Host-id")
         .expect("cookie");
     let (a, b) = tokio::join!(
         call(&app, "/gated-set?k=a&v=1", Some(&cookie)),
@@ -173,7 +173,7 @@ async fn slow_request_after_logout_does_not_resurrect_the_session() {
     let app = app(layer, gate.clone());
     let cookie = call(&app, "/set?k=user&v=ada", None)
         .await
-        .cookie("id")
+        .cookie("__Host-id")
         .expect("cookie");
 
     let slow = tokio::spawn({
@@ -340,7 +340,7 @@ async fn redis_ttl_follows_the_session_expiry() {
         .expect("layer");
     let app = app(layer, Arc::new(Barrier::new(1)));
     let r = call(&app, "/set?k=user&v=ada", None).await;
-    let max_age = r.set_cookie("id").expect("Set-Cookie");
+    let max_age = r.set_cookie("__Host-id").expect("Set-Cookie");
     assert!(max_age.contains("Max-Age=3600"), "{max_age}");
     let key = server.cli(&["KEYS", "*"]);
     let pttl: u64 = server.cli(&["PTTL", &key]).parse().expect("pttl");

@@ -55,7 +55,7 @@ async fn keys_remove_and_update_through_a_layer() {
             }),
         )
         .layer(SessionLayer::new(MemoryStore::new(), key()));
-    let cookie = call(&app, "/fill", None).await.cookie("id").unwrap();
+    let cookie = call(&app, "/fill", None).await.cookie("__Host-id").unwrap();
     let r = call(&app, "/work", Some(&cookie)).await;
     assert_eq!(r.body, "Changed");
     let r = call(&app, "/read", Some(&cookie)).await;

@@ -37,7 +37,7 @@ pub(super) fn read<St>(config: &LayerConfig<St>, slot: usize, headers: &HeaderMa
         for (n, v) in pairs(line.as_bytes()) {
             #[cfg(feature = "csrf")]
             if n == companion.as_bytes() && anon.is_none() {
-                anon = companion_secret(config, &companion, v);
+                anon = companion_secret(config, companion, v);
                 continue;
             }
             if n != name.as_bytes() {

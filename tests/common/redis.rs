@@ -372,5 +372,5 @@ fn ping(port: u16) -> bool {
 
 /// `true` when the reply removes the `id` cookie.
 pub fn is_removal(reply: &super::Reply) -> bool {
-    reply.cookie("id").as_deref() == Some("id=")
+    reply.cookie("__Host-id").as_deref() == Some("__Host-id=")
 }

@@ -45,7 +45,7 @@ fn json_value() -> impl Strategy<Value = Value> {
 /// A `Cookie` header for `value` under the session name, when it is a valid
 /// header value at all (a client cannot send one that is not).
 fn cookie_header(value: &[u8]) -> Option<HeaderValue> {
-    let mut header = b"id=".to_vec();
+    let mut header = b"__Host-id=".to_vec();
     header.extend_from_slice(value);
     HeaderValue::from_bytes(&header).ok()
 }

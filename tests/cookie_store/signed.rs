@@ -75,7 +75,7 @@ async fn signed_only_payload_cannot_be_changed() {
     ] {
         let mut forged = head.to_vec();
         forged.extend_from_slice(edited.as_bytes());
-        let cookie = format!("id={}.{signature}", B64.encode(&forged));
+        let cookie = format!("__Host-id={}.{signature}", B64.encode(&forged));
         send(&layer, "/read", Some(&cookie))
             .await
             .assert_fresh(&format!("edited to {edited}"));
@@ -86,7 +86,7 @@ async fn signed_only_payload_cannot_be_changed() {
     for i in 0..head.len() {
         let mut forged = plain.clone();
         forged[i] = forged[i].wrapping_add(1);
-        let cookie = format!("id={}.{signature}", B64.encode(&forged));
+        let cookie = format!("__Host-id={}.{signature}", B64.encode(&forged));
         send(&layer, "/read", Some(&cookie))
             .await
             .assert_fresh(&format!("envelope byte {i}"));
@@ -95,7 +95,7 @@ async fn signed_only_payload_cannot_be_changed() {
     let mut tag = B64.decode(signature).expect("base64url");
     for i in 0..tag.len() {
         tag[i] ^= 0x80;
-        let cookie = format!("id={payload}.{}", B64.encode(&tag));
+        let cookie = format!("__Host-id={payload}.{}", B64.encode(&tag));
         send(&layer, "/read", Some(&cookie))
             .await
             .assert_fresh(&format!("signature byte {i}"));

@@ -56,8 +56,10 @@ async fn truncated_cookie_starts_fresh_session() {
 async fn value_moved_to_another_cookie_name_is_rejected() {
     for store in [CookieStore::new(), CookieStore::signed_only()] {
         let (_layer, clock, pair) = counted(store).await;
-        let value = pair.strip_prefix("id=").expect("cookie named id");
-        for other in ["sid", "i", "idd", "__Host-id"] {
+        let value = pair
+            .strip_prefix("__Host-id=")
+            .expect("cookie named __Host-id");
+        for other in ["sid", "i", "idd", "id", "__Host-idd"] {
             let layer = SessionLayer::builder(store, key(1))
                 .with_cookie_name(other)
                 .with_clock(clock.clone())
@@ -89,12 +91,12 @@ async fn wrong_key_is_rejected() {
 async fn garbage_is_rejected_and_does_not_hide_a_good_cookie() {
     let (layer, _clock, pair) = counted(CookieStore::new()).await;
     for junk in [
-        "id=",
-        "id=%%%",
-        "id=....",
-        "id=\"\"",
-        "id=AAAA.AAAA",
-        "id=é",
+        "__Host-id=",
+        "__Host-id=%%%",
+        "__Host-id=....",
+        "__Host-id=\"\"",
+        "__Host-id=AAAA.AAAA",
+        "__Host-id=é",
     ] {
         send(&layer, "/read", Some(junk)).await.assert_fresh(junk);
         let both = format!("{junk}; {pair}");

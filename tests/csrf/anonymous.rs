@@ -46,8 +46,8 @@ async fn anonymous_login_pages_store_nothing() {
     let app = anon_app(store.clone());
     for _ in 0..20_000 {
         let r = send(&app, Request::get("/login").body(Body::empty()).unwrap()).await;
-        assert!(r.cookie("id").is_none());
-        assert!(r.cookie("id-csrf").is_some());
+        assert!(r.cookie("__Host-id").is_none());
+        assert!(r.cookie("__Host-id-csrf").is_some());
     }
     assert!(
         store.inner.is_empty(),
@@ -57,16 +57,19 @@ async fn anonymous_login_pages_store_nothing() {
     assert!(store.take_ops().is_empty(), "no store I/O at all");
 
     let r = send(&app, Request::get("/login").body(Body::empty()).unwrap()).await;
-    let (anon, token) = (r.cookie("id-csrf").unwrap(), r.body);
+    let (anon, token) = (r.cookie("__Host-id-csrf").unwrap(), r.body);
     let other = send(&app, Request::get("/login").body(Body::empty()).unwrap()).await;
     let ok = send(&app, post_with("/echo", Some(&anon), &token)).await;
     assert_eq!(ok.status, StatusCode::OK);
-    let foreign = other.cookie("id-csrf").unwrap();
+    let foreign = other.cookie("__Host-id-csrf").unwrap();
     let r = send(&app, post_with("/echo", Some(&foreign), &token)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "another visitor's cookie");
     let r = send(&app, post_with("/echo", None, &token)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "no cookie");
-    let forged = format!("id-csrf={}", &anon["id-csrf=".len()..].replace('A', "B"));
+    let forged = format!(
+        "__Host-id-csrf={}",
+        &anon["__Host-id-csrf=".len()..].replace('A', "B")
+    );
     let r = send(&app, post_with("/echo", Some(&forged), &token)).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "a forged companion cookie");
 }
@@ -78,12 +81,15 @@ async fn anonymous_login_pages_store_nothing() {
 async fn a_stored_session_takes_over_from_the_companion_cookie() {
     let app = anon_app(TestStore::new(MemoryStore::new()));
     let r = send(&app, Request::get("/login").body(Body::empty()).unwrap()).await;
-    let (anon, token) = (r.cookie("id-csrf").unwrap(), r.body);
+    let (anon, token) = (r.cookie("__Host-id-csrf").unwrap(), r.body);
     let r = send(&app, post_with("/login", Some(&anon), &token)).await;
     assert_eq!(r.status, StatusCode::OK);
-    let session = r.cookie("id").expect("logged in");
-    let removal = r.set_cookie("id-csrf").expect("companion removed");
-    assert!(removal.starts_with("id-csrf=; Max-Age=0"), "{removal}");
+    let session = r.cookie("__Host-id").expect("logged in");
+    let removal = r.set_cookie("__Host-id-csrf").expect("companion removed");
+    assert!(
+        removal.starts_with("__Host-id-csrf=; Max-Age=0"),
+        "{removal}"
+    );
     let both = format!("{session}; {anon}");
     let r = send(&app, post_with("/echo", Some(&both), &token)).await;
     assert_eq!(
@@ -107,8 +113,8 @@ async fn a_stored_session_takes_over_from_the_companion_cookie() {
         .layer(CsrfLayer::new())
         .layer(SessionLayer::new(MemoryStore::new(), key()));
     let r = send(&app, Request::get("/page").body(Body::empty()).unwrap()).await;
-    assert!(r.cookie("id-csrf").is_none(), "{r:?}");
-    let (session, token) = (r.cookie("id").unwrap(), r.body);
+    assert!(r.cookie("__Host-id-csrf").is_none(), "{r:?}");
+    let (session, token) = (r.cookie("__Host-id").unwrap(), r.body);
     let r = send(&app, post_with("/echo", Some(&session), &token)).await;
     assert_eq!(r.status, StatusCode::OK);
 }

@@ -99,7 +99,7 @@ fn escape(s: &str) -> String {
 async fn session(app: &Router) -> String {
     let r = call(app, &set_path("user", &json!("ada")), None).await;
     assert_eq!(r.status, StatusCode::OK);
-    r.cookie("id").expect("cookie")
+    r.cookie("__Host-id").expect("cookie")
 }
 
 async fn get_value(app: &Router, cookie: &str, k: &str) -> String {
@@ -167,14 +167,14 @@ pub async fn null_values_are_kept_and_objects_replaced(store: SqlStore) {
     assert_eq!(get_value(&app, &cookie, "n").await, "null");
     assert_eq!(get_value(&app, &cookie, "\u{0}odd \"key\"").await, "null");
     let r = call(&app, "/cycle", Some(&cookie)).await;
-    let cookie = r.cookie("id").expect("a new cookie");
+    let cookie = r.cookie("__Host-id").expect("a new cookie");
     assert_eq!(get_value(&app, &cookie, "n").await, "null");
     assert_eq!(get_value(&app, &cookie, "o").await, r#"{"c":null}"#);
     for k in ["o", "n", "user", "\u{0}odd \"key\""] {
         let r = call(&app, &format!("/delete?k={}", escape(k)), Some(&cookie)).await;
         assert_eq!(r.status, StatusCode::OK);
         if k.starts_with('\0') {
-            let removal = r.set_cookie("id").expect("removal cookie");
+            let removal = r.set_cookie("__Host-id").expect("removal cookie");
             assert!(removal.contains("Max-Age=0"), "{removal}");
         }
     }
@@ -243,7 +243,7 @@ pub async fn too_deep_values_are_refused_at_save(store: &SqlStore) {
     let cookie = session(&app).await;
     let r = call(&app, &set_path("deep", &deep), Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR);
-    assert!(r.cookie("id").is_none());
+    assert!(r.cookie("__Host-id").is_none());
     assert_eq!(get_value(&app, &cookie, "deep").await, "none");
     assert_eq!(get_value(&app, &cookie, "user").await, "\"ada\"");
 }

@@ -95,7 +95,9 @@ impl MemoryStore {
 
     /// The most sessions the store holds; past it the least recently used
     /// are evicted (a WARN says how many live ones went). Default
-    /// [`DEFAULT_MAX_SESSIONS`]. Gives a new, empty store: call it when
+    /// [`DEFAULT_MAX_SESSIONS`]. The bound is kept per shard (a sixteenth
+    /// each), so eviction can start a little before the total is reached
+    /// (at about 95% of it for 100,000 random ids). Gives a new, empty store: call it when
     /// building the store.
     #[must_use]
     pub fn with_max_sessions(self, max: usize) -> Self {

@@ -45,7 +45,9 @@ async fn main() {
         .map(|n| n.parse().expect("COUNT"))
         .unwrap_or(100_000);
     let json_len = serde_json::to_string(&record(count / 2)).unwrap().len();
-    let store = MemoryStore::new();
+    // Room for every session measured: the default cap (100,000, split
+    // across shards) would start evicting before the last ones.
+    let store = MemoryStore::new().with_max_sessions(1_000_000);
     let expires = Expires::new(
         SystemTime::now() + Duration::from_secs(3600),
         Duration::from_secs(3600),
