@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use deadpool_redis::redis::aio::ConnectionLike;
-use deadpool_redis::redis::{self, ErrorKind, FromRedisValue, RedisError, ScriptInvocation};
+use deadpool_redis::redis::{
+    self, ErrorKind, FromRedisValue, RedisError, ScriptInvocation, ServerErrorKind,
+};
 use deadpool_redis::PoolError;
 
 use super::Failure;
@@ -314,7 +316,7 @@ fn is_transport(err: &RedisError) -> bool {
         || err.is_timeout()
         || err.is_connection_dropped()
         || err.is_connection_refusal()
-        || matches!(err.kind(), ErrorKind::ParseError | ErrorKind::ClientError)
+        || matches!(err.kind(), ErrorKind::Parse | ErrorKind::Client)
 }
 
 /// 503 for failures that pass when Redis is back; 500 for the rest.
@@ -333,12 +335,13 @@ fn classify(err: RedisError) -> Error {
     let transient = is_transport(&err)
         || matches!(
             err.kind(),
-            ErrorKind::BusyLoadingError
-                | ErrorKind::TryAgain
-                | ErrorKind::ClusterDown
-                | ErrorKind::MasterDown
-                | ErrorKind::ReadOnly
-                | ErrorKind::ClusterConnectionNotFound
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ReadOnly
+            ) | ErrorKind::ClusterConnectionNotFound
         )
         || matches!(err.code(), Some("BUSY" | "OOM" | "MISCONF" | "NOREPLICAS"));
     if transient {
@@ -368,7 +371,10 @@ mod tests {
                 "{code} keeps its connection"
             );
         }
-        let err = classify(RedisError::from((ErrorKind::ReadOnly, "replica")));
+        let err = classify(RedisError::from((
+            ServerErrorKind::ReadOnly.into(),
+            "replica",
+        )));
         assert!(err.is_unavailable());
     }
 
@@ -378,7 +384,10 @@ mod tests {
             let err = classify(server_error(code));
             assert!(!err.is_unavailable(), "{code}: {err:?}");
         }
-        let err = classify(RedisError::from((ErrorKind::ResponseError, "ERR")));
+        let err = classify(RedisError::from((
+            ServerErrorKind::ResponseError.into(),
+            "ERR",
+        )));
         assert!(!err.is_unavailable());
     }
 }
