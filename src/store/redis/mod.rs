@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use deadpool_redis::redis::{self, Value};
 
+use super::record::value_nests_too_deep;
 use super::{storage_key, Changes, Expires, Record, Store, Updated};
 use crate::error::Error;
 use crate::id::{self, Id};
@@ -12,6 +13,7 @@ use crate::id::{self, Id};
 mod builder;
 mod conn;
 mod format;
+mod hold;
 mod scripts;
 
 pub use builder::RedisStoreBuilder;
@@ -73,7 +75,9 @@ type IdSource = dyn Fn() -> Id + Send + Sync;
 /// ([`storage_key`]), so a dump of Redis holds no usable session ids. The hash
 /// has one field per session key holding the value's JSON, plus a reserved
 /// version field (`\0v` = `1`) so the format can change later. Redis keeps the
-/// TTL, equal to the cookie's expiry.
+/// TTL, equal to the cookie's expiry. A value nested deeper than JSON reads
+/// back (127 levels, the record counted) is refused when it is saved, with
+/// [`Error::Serialize`], rather than stored and then unreadable.
 ///
 /// - loading is one `HGETALL`; a session the handler never touches costs
 ///   nothing;
@@ -86,12 +90,11 @@ type IdSource = dyn Fn() -> Id + Send + Sync;
 ///   only if it exists, the next creates it under the new id;
 /// - extending the TTL is one `PEXPIRE`, deleting one `DEL`.
 ///
-/// On a single Redis the store keeps one connection checked out of the pool
-/// and sends every command on it (redis-rs multiplexes concurrent commands
-/// over one connection), so each of these is exactly one round trip: the
-/// pool, and its `PING` health check, are consulted again only after that
-/// connection has been discarded. On a cluster each command checks a
-/// connection out of the cluster pool.
+/// The store keeps one connection checked out of the pool and sends every
+/// command on it (redis-rs multiplexes concurrent commands over one
+/// connection; on a cluster, over one per node), so each of these is exactly
+/// one round trip: the pool, and its `PING` health check, are consulted again
+/// only after that connection has been discarded.
 ///
 /// # Concurrent requests
 ///
@@ -111,10 +114,19 @@ type IdSource = dyn Fn() -> Id + Send + Sync;
 /// was dropped, is closed instead of going back to the pool, so no later
 /// request can read a reply meant for another.
 ///
+/// A held connection that Redis dropped while no command was on it (a
+/// restart, an idle `timeout`, as managed Redis, proxies and NAT also
+/// enforce, or `CLIENT KILL`) costs no error: the first command after it
+/// finds it closed before anything was sent, dials again and is sent once
+/// on the new connection. A command that may have reached Redis before its
+/// connection broke is not sent again (see below).
+///
 /// A Redis that is up but refuses writes for now (`OOM` at `maxmemory` with
 /// the `noeviction` policy, `MISCONF`, `NOREPLICAS`, `READONLY`) is
 /// unavailable too: requests that only read their session still succeed,
-/// those that change it get a 503 and nothing is written. Other error replies
+/// those that change it get a 503 and nothing is written. A read that is due
+/// a rolling TTL refresh skips the refresh (a WARN event) and still answers;
+/// the record keeps the TTL it had. Other error replies
 /// are [`Error::Store`] (a 500).
 ///
 /// A save that failed after its command was sent may still have been
@@ -169,7 +181,7 @@ impl RedisStore {
     #[cfg(feature = "redis-cluster")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
     pub fn cluster(pool: deadpool_redis::cluster::Pool) -> Self {
-        Self::from_parts(Backend::Cluster(pool), RedisStoreBuilder::default())
+        Self::from_parts(Backend::cluster(pool), RedisStoreBuilder::default())
     }
 
     /// A store on the Redis Cluster reached through any of `urls` (the other
@@ -182,6 +194,27 @@ impl RedisStore {
         S: Into<String>,
     {
         Self::builder().connect_cluster(urls)
+    }
+
+    /// A store over a Redis Sentinel `pool`, with the defaults of
+    /// [`new`](Self::new); see [`RedisStoreBuilder::build_sentinel`].
+    #[cfg(feature = "redis-sentinel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-sentinel")))]
+    pub fn sentinel(pool: deadpool_redis::sentinel::Pool) -> Self {
+        Self::from_parts(Backend::sentinel(pool), RedisStoreBuilder::default())
+    }
+
+    /// A store on the master that the Sentinels at `sentinels` know as
+    /// `service_name`, with the defaults of [`connect`](Self::connect); see
+    /// [`RedisStoreBuilder::connect_sentinel`].
+    #[cfg(feature = "redis-sentinel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-sentinel")))]
+    pub fn connect_sentinel<I, S>(sentinels: I, service_name: &str) -> Result<Self, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        Self::builder().connect_sentinel(sentinels, service_name)
     }
 
     /// A builder for a customised store.
@@ -225,6 +258,10 @@ fn cmd(name: &str, key: &str) -> redis::Cmd {
 
 impl Store for RedisStore {
     async fn create(&self, record: &Record, expires: Expires) -> Result<String, Error> {
+        // SECURITY J49: refused here, not stored and then unreadable.
+        if record.nests_too_deep() {
+            return Err(format::too_deep());
+        }
         for _ in 0..CREATE_ATTEMPTS {
             let id = (self.inner.ids)();
             let key = self.key(id.as_str());
@@ -262,6 +299,13 @@ impl Store for RedisStore {
         if !id::is_valid(value) {
             return Ok(Updated::Gone);
         }
+        if changes
+            .set()
+            .filter_map(|k| record.get(k))
+            .any(value_nests_too_deep)
+        {
+            return Err(format::too_deep());
+        }
         let key = self.key(value);
         let call = scripts().update(&key, record, changes, expires.ttl())?;
         match self.run::<i64>(call).await? {
@@ -290,6 +334,13 @@ impl Store for RedisStore {
         if !id::is_valid(old) {
             return Ok(Updated::Gone);
         }
+        if changes
+            .set()
+            .filter_map(|k| record.get(k))
+            .any(value_nests_too_deep)
+        {
+            return Err(format::too_deep());
+        }
         let call = scripts().take(&self.key(old), record, changes)?;
         let fields = match self.run::<Value>(call).await? {
             Value::Int(0) => return Ok(Updated::Gone),
@@ -315,10 +366,18 @@ impl Store for RedisStore {
         }
         let mut pexpire = cmd("PEXPIRE", &self.key(value));
         pexpire.arg(ttl_ms(expires.ttl()));
-        match self.run::<i64>(pexpire).await? {
-            1 => Ok(true),
-            0 => Ok(false),
-            _ => Err(Error::store(Failure::UnexpectedReply)),
+        match self.run::<i64>(pexpire).await {
+            Ok(1) => Ok(true),
+            Ok(0) => Ok(false),
+            Ok(_) => Err(Error::store(Failure::UnexpectedReply)),
+            // SECURITY J55: the read that asked for the refresh still
+            // answers; the record keeps its old TTL, and was there when the
+            // read loaded it.
+            Err(err) if conn::refuses_writes(&err) => {
+                tracing::warn!(error = %err, "redis refuses writes for now; session TTL refresh skipped");
+                Ok(true)
+            }
+            Err(err) => Err(err),
         }
     }
 
