@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use deadpool_redis::redis::AsyncConnectionConfig;
-use deadpool_redis::{Manager, Pool, PoolConfig, Runtime};
+use deadpool_redis::{Manager, Pool, Runtime};
 
 use super::conn::{Backend, Timeouts};
 use super::{IdSource, RedisStore};
@@ -124,7 +124,7 @@ impl RedisStoreBuilder {
         let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
         urls.iter().for_each(|url| install_crypto_provider(url));
         let mut config = deadpool_redis::cluster::Config::from_urls(urls);
-        config.pool = self.pool_size.map(PoolConfig::new);
+        config.pool = self.pool_size.map(deadpool_redis::PoolConfig::new);
         let pool = config
             .create_pool(Some(Runtime::Tokio1))
             .map_err(Error::store)?;
@@ -189,7 +189,7 @@ impl RedisStoreBuilder {
         urls.iter().for_each(|url| install_crypto_provider(url));
         let mut config =
             Config::from_urls(urls, service_name.to_owned(), SentinelServerType::Master);
-        config.pool = self.pool_size.map(PoolConfig::new);
+        config.pool = self.pool_size.map(deadpool_redis::PoolConfig::new);
         let pool = config
             .create_pool(Some(Runtime::Tokio1))
             .map_err(Error::store)?;

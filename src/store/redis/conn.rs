@@ -272,6 +272,7 @@ fn is_transport(err: &RedisError) -> bool {
 /// down, rather than report a bug. The reply was well formed, so the
 /// connection itself stays in the pool, and a refused script wrote nothing
 /// (Redis refuses a script's first write, before it changed anything).
+/// Sentinels that name no usable master are in the middle of a failover.
 fn classify(err: RedisError) -> Error {
     let transient = is_transport(&err)
         || matches!(
@@ -283,6 +284,8 @@ fn classify(err: RedisError) -> Error {
                     | ServerErrorKind::MasterDown
                     | ServerErrorKind::ReadOnly
             ) | ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::MasterNameNotFoundBySentinel
+                | ErrorKind::NoValidReplicasFoundBySentinel
         )
         || matches!(err.code(), Some("BUSY" | "OOM" | "MISCONF" | "NOREPLICAS"));
     if transient {

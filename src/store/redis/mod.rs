@@ -1,4 +1,5 @@
-//! [`RedisStore`]: sessions in Redis (or a Redis Cluster) over a deadpool-redis pool.
+//! [`RedisStore`]: sessions in Redis (a Redis Cluster, or behind Redis
+//! Sentinel) over a deadpool-redis pool.
 
 use std::fmt;
 use std::sync::Arc;
@@ -148,6 +149,20 @@ type IdSource = dyn Fn() -> Id + Send + Sync;
 /// With the `redis-cluster` feature, [`connect_cluster`](Self::connect_cluster)
 /// and [`cluster`](Self::cluster) run the same store on a cluster. A session
 /// is one key, so it lives in one slot, and every script touches only that key.
+///
+/// # Redis Sentinel
+///
+/// With the `redis-sentinel` feature,
+/// [`connect_sentinel`](Self::connect_sentinel) and
+/// [`sentinel`](Self::sentinel) run the store on the master that a set of
+/// Sentinels names. While the master is down and the Sentinels have not yet
+/// promoted a replica, requests that need their session answer 503 (as for
+/// a Redis that is down); then the store asks the Sentinels again and follows
+/// the new master, without a restart. A `READONLY` reply (an old master
+/// that came back as a replica) drops the connection, so the next command
+/// asks again. Replication is asynchronous and the store does not use
+/// `WAIT`: a write the old master acknowledged just before it died, and had
+/// not yet passed to a replica, is lost in the failover.
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
