@@ -256,3 +256,51 @@ async fn data_nested_too_deep_is_refused_at_save() {
     let r = call(&app, "/user", Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::OK);
 }
+
+// SECURITY J55: on a cluster the store holds one cluster connection (one
+// multiplexed connection per node) instead of a checkout per command, and
+// requests after every node dropped it succeed.
+#[cfg(feature = "redis-cluster")]
+#[tokio::test]
+async fn cluster_store_holds_one_connection_and_survives_client_kill() {
+    let cluster = common::redis::RedisCluster::start();
+    let store = RedisStore::connect_cluster(cluster.urls()).expect("store");
+    let clock = ManualClock::new(SystemTime::now());
+    let app = app(layer(store.clone(), &clock), Arc::new(Barrier::new(1)));
+    let mut cookies = Vec::new();
+    for i in 0..12 {
+        let r = call(&app, &format!("/set?k=user&v=u{i}"), None).await;
+        assert_eq!(r.status, StatusCode::OK);
+        cookies.push(r.cookie("id").expect("cookie"));
+    }
+    let debug = format!("{store:?}");
+    assert!(debug.contains("pool_size: 1,"), "one connection: {debug}");
+    // A checkout per command would cost deadpool's health check, a PING,
+    // each time.
+    let mut monitors: Vec<_> = cluster.nodes().iter().map(|n| n.monitor()).collect();
+    for cookie in &cookies {
+        let r = call(&app, "/get?k=user", Some(cookie)).await;
+        assert_eq!(r.status, StatusCode::OK);
+    }
+    let pings: u64 = monitors
+        .iter_mut()
+        .map(|m| m.commands().get("ping").copied().unwrap_or(0))
+        .sum();
+    assert_eq!(pings, 0, "the connection was checked out again");
+    drop(monitors);
+
+    for node in cluster.nodes() {
+        node.cli(&["CLIENT", "KILL", "TYPE", "normal"]);
+    }
+    for (i, cookie) in cookies.iter().enumerate() {
+        let r = call(&app, "/get?k=user", Some(cookie)).await;
+        let want = format!("\"u{i}\"");
+        assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, want.as_str()));
+    }
+    for node in cluster.nodes() {
+        node.cli(&["CLIENT", "KILL", "TYPE", "normal"]);
+    }
+    let r = call(&app, "/set?k=user&v=again", Some(&cookies[0])).await;
+    assert_eq!(r.status, StatusCode::OK, "a write after CLIENT KILL");
+    assert!(format!("{store:?}").contains("pool_size: 1,"));
+}

@@ -149,6 +149,11 @@ type IdSource = dyn Fn() -> Id + Send + Sync;
 /// With the `redis-cluster` feature, [`connect_cluster`](Self::connect_cluster)
 /// and [`cluster`](Self::cluster) run the same store on a cluster. A session
 /// is one key, so it lives in one slot, and every script touches only that key.
+/// redis-rs' cluster connection follows redirects and reconnects to nodes by
+/// itself, and in doing so it also resends a command whose node connection
+/// broke after it was sent: on a cluster, such a write can be applied twice
+/// (an update writes the same values again; a create leaves one unused
+/// record until its TTL ends).
 ///
 /// # Redis Sentinel
 ///
