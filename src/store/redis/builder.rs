@@ -65,8 +65,9 @@ impl RedisStoreBuilder {
 
     /// The most connections the pool opens, at least 1 (0 counts as 1). Used
     /// by the `connect` forms; a pool you pass to `build` keeps its own size.
-    /// Default deadpool's: four per CPU core. On a single Redis the store
-    /// shares one connection at a time (see [`RedisStore`]).
+    /// Default deadpool's: four per CPU core. The store itself holds one
+    /// connection at a time (see [`RedisStore`]); more matter only for a
+    /// pool shared with the rest of the application.
     #[must_use]
     pub fn with_pool_size(mut self, size: usize) -> Self {
         self.pool_size = Some(size.max(1));
