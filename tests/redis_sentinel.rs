@@ -148,9 +148,10 @@ struct Outage {
     first_to_last_503: Duration,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failover_keeps_replicated_sessions_and_the_store_follows_the_new_master() {
-    let mut master = RedisServer::start();
+/// One master, one replica in sync with it, and three sentinels that know
+/// both and each other.
+fn topology() -> (RedisServer, RedisServer, Vec<Sentinel>) {
+    let master = RedisServer::start();
     let replica = RedisServer::start_with(|_| {
         vec![
             "--replicaof".into(),
@@ -172,16 +173,25 @@ async fn failover_keeps_replicated_sessions_and_the_store_follows_the_new_master
             || s.log(),
         );
     }
+    (master, replica, sentinels)
+}
 
+fn sentinel_app(sentinels: &[Sentinel]) -> axum::Router {
     let store = RedisStore::builder()
         .with_connect_timeout(Duration::from_millis(300))
         .with_command_timeout(Duration::from_millis(300))
         .connect_sentinel(sentinels.iter().map(Sentinel::url), SERVICE)
         .expect("store");
-    let app = app(
+    app(
         SessionLayer::new(store, common::key()),
         Arc::new(Barrier::new(1)),
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_keeps_replicated_sessions_and_the_store_follows_the_new_master() {
+    let (mut master, replica, sentinels) = topology();
+    let app = sentinel_app(&sentinels);
     let mut cookies = Vec::new();
     for i in 0..20 {
         let r = call(&app, &format!("/set?k=user&v=u{i}"), None).await;
@@ -256,4 +266,49 @@ async fn failover_keeps_replicated_sessions_and_the_store_follows_the_new_master
     assert_eq!(r.body, "\"after\"");
     let keys: u64 = replica.cli(&["DBSIZE"]).parse().expect("DBSIZE");
     assert_eq!(keys, 21, "the new sessions live on the promoted replica");
+}
+
+// A manual failover (`SENTINEL FAILOVER`): the old master stays up, demoted
+// to a replica, and the sentinels disconnect its clients; the store asks
+// them again and writes go to the new master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manual_failover_moves_writes_to_the_new_master() {
+    let (master, replica, sentinels) = topology();
+    let app = sentinel_app(&sentinels);
+    let cookie = call(&app, "/set?k=user&v=ada", None)
+        .await
+        .cookie("id")
+        .expect("cookie");
+    assert_eq!(master.cli(&["WAIT", "1", "5000"]), "1");
+
+    assert_eq!(
+        sentinels[0]
+            .try_cli(&["SENTINEL", "FAILOVER", SERVICE])
+            .as_deref(),
+        Some("OK")
+    );
+    wait_for(
+        || {
+            sentinels[0].master_port() == Some(replica.port())
+                && info_field(&master, "role").as_deref() == Some("slave")
+                && info_field(&replica, "role").as_deref() == Some("master")
+        },
+        || sentinels[0].log(),
+    );
+    let mut refused = 0;
+    loop {
+        let r = call(&app, "/set?k=user&v=grace", Some(&cookie)).await;
+        match r.status {
+            StatusCode::OK => break,
+            StatusCode::SERVICE_UNAVAILABLE => refused += 1,
+            other => panic!("unexpected status {other}"),
+        }
+        assert!(refused < 20, "writes still refused after {refused} tries");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    println!("writes refused after the manual failover: {refused}");
+    let r = call(&app, "/get?k=user", Some(&cookie)).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "\"grace\""));
+    let keys: u64 = replica.cli(&["DBSIZE"]).parse().expect("DBSIZE");
+    assert_eq!(keys, 1, "the write went to the new master");
 }
