@@ -173,6 +173,11 @@ impl RedisStoreBuilder {
     /// `service_name`, over a new pool that connects lazily. After a
     /// failover the store asks the Sentinels again and follows the new
     /// master, without a restart. Fails as [`connect`](Self::connect) does.
+    ///
+    /// The connections deadpool-redis dials for a Sentinel pool keep
+    /// redis-rs' own 500 ms response timeout, so a
+    /// [command timeout](Self::with_command_timeout) above that has no effect
+    /// here.
     #[cfg(feature = "redis-sentinel")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-sentinel")))]
     pub fn connect_sentinel<I, S>(
