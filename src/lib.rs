@@ -87,6 +87,7 @@
 //! | `csrf` | yes | `sessio::csrf` |
 //! | `redis` | no | `RedisStore` over a deadpool-redis pool |
 //! | `redis-cluster` | no | the same on a Redis Cluster |
+//! | `redis-sentinel` | no | the same on a Sentinel-managed master, following failovers |
 //! | `redis-tls` | no | `rediss://` URLs |
 //! | `postgres` | no | `SqlStore` on PostgreSQL, over the application's sqlx pool |
 //! | `sqlite` | no | `SqlStore` on SQLite, over the application's sqlx pool |

@@ -20,7 +20,8 @@ use serde_json::Value;
     feature = "memory-store",
     feature = "cookie-store",
     feature = "postgres",
-    feature = "sqlite"
+    feature = "sqlite",
+    feature = "redis"
 ))]
 pub(crate) const MAX_DEPTH: usize = 127;
 
@@ -30,7 +31,8 @@ pub(crate) const MAX_DEPTH: usize = 127;
     feature = "memory-store",
     feature = "cookie-store",
     feature = "postgres",
-    feature = "sqlite"
+    feature = "sqlite",
+    feature = "redis"
 ))]
 pub(crate) fn value_nests_too_deep(value: &Value) -> bool {
     if !matches!(value, Value::Array(_) | Value::Object(_)) {
@@ -117,7 +119,7 @@ impl Record {
 
     /// `true` when an array or object sits deeper than [`MAX_DEPTH`].
     /// Iterative, so no nesting can exhaust the stack here.
-    #[cfg(any(feature = "memory-store", feature = "cookie-store"))]
+    #[cfg(any(feature = "memory-store", feature = "cookie-store", feature = "redis"))]
     pub(crate) fn nests_too_deep(&self) -> bool {
         self.data.values().any(value_nests_too_deep)
     }

@@ -3,7 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use deadpool_redis::{PoolConfig, Runtime};
+use deadpool_redis::redis::AsyncConnectionConfig;
+use deadpool_redis::{Manager, Pool, Runtime};
 
 use super::conn::{Backend, Timeouts};
 use super::{IdSource, RedisStore};
@@ -17,7 +18,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Configures a [`RedisStore`]; see [`RedisStore::builder`].
 ///
 /// Finish with [`connect`](Self::connect) (a URL) or [`build`](Self::build)
-/// (a pool you made), or their cluster forms.
+/// (a pool you made), or their cluster or Sentinel forms.
 pub struct RedisStoreBuilder {
     pub(super) prefix: String,
     pub(super) timeouts: Timeouts,
@@ -64,8 +65,9 @@ impl RedisStoreBuilder {
 
     /// The most connections the pool opens, at least 1 (0 counts as 1). Used
     /// by the `connect` forms; a pool you pass to `build` keeps its own size.
-    /// Default deadpool's: four per CPU core. On a single Redis the store
-    /// shares one connection at a time (see [`RedisStore`]).
+    /// Default deadpool's: four per CPU core. The store itself holds one
+    /// connection at a time (see [`RedisStore`]); more matter only for a
+    /// pool shared with the rest of the application.
     #[must_use]
     pub fn with_pool_size(mut self, size: usize) -> Self {
         self.pool_size = Some(size.max(1));
@@ -90,11 +92,17 @@ impl RedisStoreBuilder {
     /// not contain the URL).
     pub fn connect(self, url: &str) -> Result<RedisStore, Error> {
         install_crypto_provider(url);
-        let mut config = deadpool_redis::Config::from_url(url);
-        config.pool = self.pool_size.map(PoolConfig::new);
-        let pool = config
-            .create_pool(Some(Runtime::Tokio1))
-            .map_err(Error::store)?;
+        // No response timeout of redis-rs' own (500 ms by default): the
+        // store's command timeout is the one that applies.
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.timeouts.connect))
+            .set_response_timeout(None);
+        let manager = Manager::new_with_config(url, config).map_err(Error::store)?;
+        let mut pool = Pool::builder(manager).runtime(Runtime::Tokio1);
+        if let Some(size) = self.pool_size {
+            pool = pool.max_size(size);
+        }
+        let pool = pool.build().map_err(Error::store)?;
         self.build(pool)
     }
 
@@ -102,7 +110,7 @@ impl RedisStoreBuilder {
     #[cfg(feature = "redis-cluster")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
     pub fn build_cluster(self, pool: deadpool_redis::cluster::Pool) -> Result<RedisStore, Error> {
-        self.finish(Backend::Cluster(pool))
+        self.finish(Backend::cluster(pool))
     }
 
     /// The store on the Redis Cluster reached through any of `urls`, over a
@@ -117,11 +125,81 @@ impl RedisStoreBuilder {
         let urls: Vec<String> = urls.into_iter().map(Into::into).collect();
         urls.iter().for_each(|url| install_crypto_provider(url));
         let mut config = deadpool_redis::cluster::Config::from_urls(urls);
-        config.pool = self.pool_size.map(PoolConfig::new);
+        config.pool = self.pool_size.map(deadpool_redis::PoolConfig::new);
         let pool = config
             .create_pool(Some(Runtime::Tokio1))
             .map_err(Error::store)?;
         self.build_cluster(pool)
+    }
+
+    /// The store over a Redis Sentinel `pool`: its connections go to the
+    /// master the Sentinels name, and follow it when they fail over. Fails
+    /// only for a zero timeout.
+    ///
+    /// A pool of your own is the way to give the master's password, ACL
+    /// user or database (deadpool-redis' `node_connection_info`):
+    ///
+    /// ```no_run
+    /// use sessio::store::deadpool_redis::sentinel::{
+    ///     Config, SentinelNodeConnectionInfo, SentinelServerType,
+    /// };
+    /// use sessio::store::deadpool_redis::{RedisConnectionInfo, Runtime};
+    /// use sessio::RedisStore;
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let sentinels = vec!["redis://10.0.0.1:26379".to_owned(), "redis://10.0.0.2:26379".to_owned()];
+    /// let master = SentinelNodeConnectionInfo {
+    ///     tls_mode: None,
+    ///     redis_connection_info: Some(RedisConnectionInfo {
+    ///         password: Some("secret".to_owned()),
+    ///         ..RedisConnectionInfo::default()
+    ///     }),
+    /// };
+    /// let pool = Config::from_urls(sentinels, "mymaster".to_owned(), SentinelServerType::Master)
+    ///     .with_node_connection_info(Some(master))
+    ///     .create_pool(Some(Runtime::Tokio1))?;
+    /// let store = RedisStore::builder().build_sentinel(pool)?;
+    /// # let _ = store;
+    /// # Ok(()) }
+    /// ```
+    #[cfg(feature = "redis-sentinel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-sentinel")))]
+    pub fn build_sentinel(self, pool: deadpool_redis::sentinel::Pool) -> Result<RedisStore, Error> {
+        self.finish(Backend::sentinel(pool))
+    }
+
+    /// The store on the master that the Sentinels at `sentinels` (URLs such
+    /// as `redis://127.0.0.1:26379`, any of them may be down) know as
+    /// `service_name`, over a new pool that connects lazily. After a
+    /// failover the store asks the Sentinels again and follows the new
+    /// master, without a restart. Fails as [`connect`](Self::connect) does.
+    ///
+    /// The connections deadpool-redis dials for a Sentinel pool keep
+    /// redis-rs' own 500 ms response timeout, so a
+    /// [command timeout](Self::with_command_timeout) above that has no effect
+    /// here.
+    #[cfg(feature = "redis-sentinel")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "redis-sentinel")))]
+    pub fn connect_sentinel<I, S>(
+        self,
+        sentinels: I,
+        service_name: &str,
+    ) -> Result<RedisStore, Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        use deadpool_redis::sentinel::{Config, SentinelServerType};
+
+        let urls: Vec<String> = sentinels.into_iter().map(Into::into).collect();
+        urls.iter().for_each(|url| install_crypto_provider(url));
+        let mut config =
+            Config::from_urls(urls, service_name.to_owned(), SentinelServerType::Master);
+        config.pool = self.pool_size.map(deadpool_redis::PoolConfig::new);
+        let pool = config
+            .create_pool(Some(Runtime::Tokio1))
+            .map_err(Error::store)?;
+        self.build_sentinel(pool)
     }
 
     fn finish(self, backend: Backend) -> Result<RedisStore, Error> {

@@ -1,159 +1,43 @@
-//! Checking connections out of the pool, with timeouts, and discarding any
-//! connection whose command was cut off (SECURITY F31).
-//!
-//! A single Redis keeps one connection checked out of its pool and sends
-//! every command on it: redis-rs multiplexes concurrent commands over one
-//! connection, and a checkout per command would cost deadpool's recycle check
-//! (`UNWATCH` + `PING`), a second round trip, every time. The pool is only
-//! asked again when that connection has to be discarded.
+//! Sending one command on the held connection, with timeouts; dialling again
+//! when that connection was found dead before the command went out; and
+//! discarding any connection whose command was cut off (SECURITY F31).
 
-use std::future::Future;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::future::{poll_fn, Future};
+use std::pin::pin;
 use std::time::Duration;
 
 use deadpool_redis::redis::aio::ConnectionLike;
-use deadpool_redis::redis::{self, ErrorKind, FromRedisValue, RedisError, ScriptInvocation};
+use deadpool_redis::redis::{
+    self, ErrorKind, FromRedisValue, RedisError, ScriptInvocation, ServerErrorKind,
+};
 use deadpool_redis::PoolError;
 
+use super::hold::{Holder, Shared, Source};
 use super::Failure;
 use crate::error::Error;
 
-/// The pool a store draws its connections from.
+/// Where a store's connection comes from.
 pub(super) enum Backend {
-    Single(Single),
+    Single(Holder<deadpool_redis::Pool>),
     #[cfg(feature = "redis-cluster")]
-    Cluster(deadpool_redis::cluster::Pool),
+    Cluster(Holder<deadpool_redis::cluster::Pool>),
+    #[cfg(feature = "redis-sentinel")]
+    Sentinel(Holder<deadpool_redis::sentinel::Pool>),
 }
 
 impl Backend {
     pub(super) fn single(pool: deadpool_redis::Pool) -> Self {
-        Self::Single(Single {
-            pool,
-            held: Arc::new(Mutex::new(None)),
-            checking_out: tokio::sync::Mutex::new(()),
-            generation: AtomicU64::new(0),
-        })
-    }
-}
-
-/// A single Redis: its pool, and the connection every command shares.
-pub(super) struct Single {
-    pool: deadpool_redis::Pool,
-    held: Arc<Mutex<Option<Held>>>,
-    /// One check-out at a time: the others wait for its connection, not for
-    /// a pool slot that it keeps.
-    checking_out: tokio::sync::Mutex<()>,
-    generation: AtomicU64,
-}
-
-/// The shared connection, checked out of the pool for as long as it is held.
-struct Held {
-    generation: u64,
-    conn: deadpool_redis::Connection,
-}
-
-impl Single {
-    fn held(&self) -> MutexGuard<'_, Option<Held>> {
-        // Every critical section is one assignment or take.
-        self.held.lock().unwrap_or_else(|e| e.into_inner())
+        Self::Single(Holder::new(pool))
     }
 
-    /// A handle on the shared connection, if one is held.
-    fn held_now(&self) -> Option<Shared> {
-        self.held().as_ref().map(|h| self.shared(h))
+    #[cfg(feature = "redis-cluster")]
+    pub(super) fn cluster(pool: deadpool_redis::cluster::Pool) -> Self {
+        Self::Cluster(Holder::new(pool))
     }
 
-    /// A handle on the shared connection, checking one out of the pool
-    /// first when none is held.
-    async fn share(&self) -> Result<Shared, PoolError> {
-        if let Some(h) = &*self.held() {
-            return Ok(self.shared(h));
-        }
-        let _turn = self.checking_out.lock().await;
-        if let Some(h) = &*self.held() {
-            return Ok(self.shared(h));
-        }
-        let conn = self.pool.get().await?;
-        let mut held = self.held();
-        let h = held.insert(Held {
-            generation: self.generation.fetch_add(1, Ordering::Relaxed),
-            conn,
-        });
-        Ok(self.shared(h))
-    }
-
-    fn shared(&self, h: &Held) -> Shared {
-        Shared {
-            conn: (*h.conn).clone(),
-            generation: h.generation,
-            held: Some(self.held.clone()),
-        }
-    }
-}
-
-/// A clone of the shared connection for one command. Dropped before
-/// [`release`](Self::release), with its command cut off, it takes the
-/// shared connection out of the pool, so no later command shares it.
-struct Shared {
-    conn: redis::aio::MultiplexedConnection,
-    generation: u64,
-    held: Option<Arc<Mutex<Option<Held>>>>,
-}
-
-impl Shared {
-    fn release(mut self) {
-        self.held = None;
-    }
-}
-
-impl Drop for Shared {
-    fn drop(&mut self) {
-        let Some(held) = self.held.take() else {
-            return;
-        };
-        let mut held = held.lock().unwrap_or_else(|e| e.into_inner());
-        if held
-            .as_ref()
-            .is_some_and(|h| h.generation == self.generation)
-        {
-            if let Some(h) = held.take() {
-                drop(deadpool_redis::Connection::take(h.conn));
-            }
-        }
-    }
-}
-
-/// A cluster connection checked out for one command, back to the pool only
-/// when its command finished. Dropped while a command is in flight (a
-/// timeout, or the request future itself dropped), it is taken out of the
-/// pool and closed, so no later request can ever read the reply meant for
-/// this one.
-#[cfg(feature = "redis-cluster")]
-struct Checkout {
-    conn: Option<deadpool_redis::cluster::Connection>,
-}
-
-#[cfg(feature = "redis-cluster")]
-impl Checkout {
-    fn conn(&mut self) -> &mut deadpool_redis::cluster::Connection {
-        self.conn
-            .as_mut()
-            .expect("present until released or dropped")
-    }
-
-    /// The command finished cleanly: the connection may be reused.
-    fn release(mut self) {
-        drop(self.conn.take());
-    }
-}
-
-#[cfg(feature = "redis-cluster")]
-impl Drop for Checkout {
-    fn drop(&mut self) {
-        if let Some(c) = self.conn.take() {
-            drop(deadpool_redis::cluster::Connection::take(c));
-        }
+    #[cfg(feature = "redis-sentinel")]
+    pub(super) fn sentinel(pool: deadpool_redis::sentinel::Pool) -> Self {
+        Self::Sentinel(Holder::new(pool))
     }
 }
 
@@ -209,7 +93,7 @@ pub(super) struct Timeouts {
 }
 
 impl Backend {
-    /// Sends one command or script on a pooled connection, within the
+    /// Sends one command or script on the held connection, within the
     /// connect and command timeouts.
     pub(super) async fn run<T: FromRedisValue + Send + 'static>(
         &self,
@@ -217,80 +101,139 @@ impl Backend {
         request: impl Call,
     ) -> Result<T, Error> {
         match self {
-            Backend::Single(single) => {
-                let mut shared = match single.held_now() {
-                    Some(shared) => shared,
-                    // Boxed: checking a connection out of the pool is rare,
-                    // and its future would make every command's larger.
-                    None => Box::pin(within(timeouts.connect, single.share()))
-                        .await?
-                        .map_err(pool_error)?,
-                };
-                let result = send(timeouts, &mut shared.conn, &request).await;
-                finish(result, || shared.release())
-            }
+            Backend::Single(holder) => run(holder, timeouts, &request).await,
             #[cfg(feature = "redis-cluster")]
-            Backend::Cluster(pool) => {
-                // Boxed like the single checkout: inline, the cluster pool's
-                // checkout (about 10 KiB) sized every store future, the
-                // single-Redis path's included, in any build with this
-                // feature.
-                let conn = Box::pin(within(timeouts.connect, pool.get()))
-                    .await?
-                    .map_err(pool_error)?;
-                let mut checkout = Checkout { conn: Some(conn) };
-                let result = send(timeouts, checkout.conn(), &request).await;
-                finish(result, || checkout.release())
-            }
+            Backend::Cluster(holder) => run(holder, timeouts, &request).await,
+            #[cfg(feature = "redis-sentinel")]
+            Backend::Sentinel(holder) => run(holder, timeouts, &request).await,
         }
     }
 
-    /// Size and idle connections, for `Debug`.
+    /// Kind, size and idle connections, for `Debug`.
     pub(super) fn status(&self) -> (&'static str, usize, usize) {
-        match self {
-            Backend::Single(single) => {
-                let s = single.pool.status();
-                ("single", s.size, s.available)
-            }
+        let (kind, (size, available)) = match self {
+            Backend::Single(holder) => ("single", Source::status(&holder.pool)),
             #[cfg(feature = "redis-cluster")]
-            Backend::Cluster(pool) => {
-                let s = pool.status();
-                ("cluster", s.size, s.available)
-            }
-        }
+            Backend::Cluster(holder) => ("cluster", Source::status(&holder.pool)),
+            #[cfg(feature = "redis-sentinel")]
+            Backend::Sentinel(holder) => ("sentinel", Source::status(&holder.pool)),
+        };
+        (kind, size, available)
     }
 }
 
-/// Sends `request` on `conn` within the command timeout; `Err` when it timed out.
+/// Sends `request` once on the held connection. When that connection turns
+/// out to have died since its last use (Redis restarted, closed it as idle,
+/// or an operator killed it) and the command therefore never left this
+/// process, it is sent once more on a newly dialled connection. A command
+/// that may have reached Redis is never sent again.
+async fn run<P: Source, T: FromRedisValue + Send + 'static>(
+    holder: &Holder<P>,
+    timeouts: Timeouts,
+    request: &impl Call,
+) -> Result<T, Error> {
+    let mut shared = match holder.held_now() {
+        Some(shared) => shared,
+        None => dial(holder, timeouts).await?,
+    };
+    if holder.idle_before() > IDLE {
+        // Lets the task that owns the socket run first: if Redis closed the
+        // connection meanwhile, that task sees it now and ends, and this
+        // command then fails before it is sent, which allows sending it
+        // again. Twice: a runtime's `block_on` future is polled again before
+        // the tasks that the first yield let the I/O driver wake. Only after
+        // an idle spell, so a busy store pays nothing.
+        for _ in 0..2 {
+            tokio::task::yield_now().await;
+        }
+    }
+    let (result, unsent) = send(timeouts, &mut shared.conn, request).await;
+    let dead_before = unsent && matches!(&result, Ok(Err(err)) if is_transport(err));
+    if dead_before && shared.reused {
+        // Dropped unreleased: the dead connection leaves the pool.
+        drop(shared);
+        tracing::debug!("redis connection closed while idle; dialling again");
+        let mut shared = dial(holder, timeouts).await?;
+        let (result, _) = send(timeouts, &mut shared.conn, request).await;
+        return finish(result, shared);
+    }
+    finish(result, shared)
+}
+
+/// How long without a command before one yields to the connection's task
+/// first (see [`run`]).
+const IDLE: Duration = Duration::from_millis(1);
+
+/// A handle on the held connection, checking one out of the pool (dialling
+/// a new one if need be) when none is held.
+async fn dial<P: Source>(holder: &Holder<P>, timeouts: Timeouts) -> Result<Shared<P>, Error> {
+    // Boxed: checking a connection out is rare, and its future (about
+    // 10 KiB for the cluster pool's) would make every command's larger.
+    Box::pin(within(timeouts.connect, holder.share()))
+        .await?
+        .map_err(pool_error)
+}
+
+/// The outcome of a command: `Err` when it timed out.
+type Outcome<T> = Result<redis::RedisResult<T>, tokio::time::error::Elapsed>;
+
+/// Sends `request` on `conn` within the command timeout; `true` beside the
+/// outcome when it came on the first poll.
+///
+/// A command that fails with a connection error on its very first poll
+/// never left this process: redis-rs hands every command to the task that
+/// owns the socket, and only that task, polled separately, can write it or
+/// fail it once written. Failing at once means that task had already ended,
+/// with the socket closed.
 async fn send<C: ConnectionLike + Send, T: FromRedisValue + Send + 'static>(
     timeouts: Timeouts,
     conn: &mut C,
     request: &impl Call,
-) -> Result<redis::RedisResult<T>, tokio::time::error::Elapsed> {
-    tokio::time::timeout(timeouts.command, request.call(conn)).await
+) -> (Outcome<T>, bool) {
+    let mut call = pin!(request.call(conn));
+    let mut waited = false;
+    let attempt = poll_fn(|cx| {
+        let poll = call.as_mut().poll(cx);
+        waited |= poll.is_pending();
+        poll
+    });
+    let result = tokio::time::timeout(timeouts.command, attempt).await;
+    (result, !waited)
 }
 
-/// The outcome of [`send`]; `release` keeps the connection for reuse, which
-/// it may be unless the command was cut off or the connection itself failed.
-fn finish<T>(
-    result: Result<redis::RedisResult<T>, tokio::time::error::Elapsed>,
-    release: impl FnOnce(),
-) -> Result<T, Error> {
+/// The outcome of [`send`]; the connection stays shared unless the command
+/// was cut off, the connection itself failed, or (Sentinel) it no longer
+/// points at the master.
+fn finish<P: Source, T>(result: Outcome<T>, shared: Shared<P>) -> Result<T, Error> {
     match result {
         Ok(Ok(value)) => {
-            release();
+            shared.release();
             Ok(value)
         }
         Ok(Err(err)) => {
-            if !is_transport(&err) {
+            let demoted = P::FOLLOWS_MASTER && err.kind() == ServerErrorKind::ReadOnly.into();
+            if !is_transport(&err) && !demoted {
                 // A well-formed error reply: the connection is in step.
-                release();
+                shared.release();
             }
             Err(classify(err))
         }
         // Not released: the connection is discarded.
         Err(_elapsed) => Err(Error::unavailable(Failure::CommandTimeout)),
     }
+}
+
+/// `true` for a Redis that is up but refuses writes for now (see
+/// [`classify`]): a read may go on without the write it wanted.
+pub(super) fn refuses_writes(err: &Error) -> bool {
+    let Error::StoreUnavailable(err) = err else {
+        return false;
+    };
+    let Some(err) = err.downcast_ref::<RedisError>() else {
+        return false;
+    };
+    err.kind() == ServerErrorKind::ReadOnly.into()
+        || matches!(err.code(), Some("OOM" | "MISCONF" | "NOREPLICAS"))
 }
 
 fn pool_error(err: PoolError) -> Error {
@@ -314,7 +257,7 @@ fn is_transport(err: &RedisError) -> bool {
         || err.is_timeout()
         || err.is_connection_dropped()
         || err.is_connection_refusal()
-        || matches!(err.kind(), ErrorKind::ParseError | ErrorKind::ClientError)
+        || matches!(err.kind(), ErrorKind::Parse | ErrorKind::Client)
 }
 
 /// 503 for failures that pass when Redis is back; 500 for the rest.
@@ -329,16 +272,20 @@ fn is_transport(err: &RedisError) -> bool {
 /// down, rather than report a bug. The reply was well formed, so the
 /// connection itself stays in the pool, and a refused script wrote nothing
 /// (Redis refuses a script's first write, before it changed anything).
+/// Sentinels that name no usable master are in the middle of a failover.
 fn classify(err: RedisError) -> Error {
     let transient = is_transport(&err)
         || matches!(
             err.kind(),
-            ErrorKind::BusyLoadingError
-                | ErrorKind::TryAgain
-                | ErrorKind::ClusterDown
-                | ErrorKind::MasterDown
-                | ErrorKind::ReadOnly
-                | ErrorKind::ClusterConnectionNotFound
+            ErrorKind::Server(
+                ServerErrorKind::BusyLoading
+                    | ServerErrorKind::TryAgain
+                    | ServerErrorKind::ClusterDown
+                    | ServerErrorKind::MasterDown
+                    | ServerErrorKind::ReadOnly
+            ) | ErrorKind::ClusterConnectionNotFound
+                | ErrorKind::MasterNameNotFoundBySentinel
+                | ErrorKind::NoValidReplicasFoundBySentinel
         )
         || matches!(err.code(), Some("BUSY" | "OOM" | "MISCONF" | "NOREPLICAS"));
     if transient {
@@ -368,8 +315,26 @@ mod tests {
                 "{code} keeps its connection"
             );
         }
-        let err = classify(RedisError::from((ErrorKind::ReadOnly, "replica")));
+        let err = classify(RedisError::from((
+            ServerErrorKind::ReadOnly.into(),
+            "replica",
+        )));
         assert!(err.is_unavailable());
+    }
+
+    #[test]
+    fn only_refused_writes_let_a_read_skip_its_refresh() {
+        for code in ["OOM", "MISCONF", "NOREPLICAS"] {
+            assert!(refuses_writes(&classify(server_error(code))), "{code}");
+        }
+        let readonly = RedisError::from((ServerErrorKind::ReadOnly.into(), "replica"));
+        assert!(refuses_writes(&classify(readonly)));
+        for code in ["BUSY", "WRONGTYPE"] {
+            assert!(!refuses_writes(&classify(server_error(code))), "{code}");
+        }
+        assert!(!refuses_writes(&Error::unavailable(
+            Failure::CommandTimeout
+        )));
     }
 
     #[test]
@@ -378,7 +343,10 @@ mod tests {
             let err = classify(server_error(code));
             assert!(!err.is_unavailable(), "{code}: {err:?}");
         }
-        let err = classify(RedisError::from((ErrorKind::ResponseError, "ERR")));
+        let err = classify(RedisError::from((
+            ServerErrorKind::ResponseError.into(),
+            "ERR",
+        )));
         assert!(!err.is_unavailable());
     }
 }

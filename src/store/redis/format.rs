@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use deadpool_redis::redis::Value;
 
 use super::Failure;
+use crate::error::Error;
 use crate::store::Record;
 
 /// The reserved field that marks a hash as a session record.
@@ -79,6 +80,14 @@ pub(super) fn raw_fields(items: Vec<Value>) -> Result<Vec<Vec<u8>>, Failure> {
         return Err(Failure::UnexpectedReply);
     }
     items.into_iter().map(bytes).collect()
+}
+
+/// The error for data nested deeper than JSON reads back: stored, it would
+/// make every later load of the session fail.
+pub(super) fn too_deep() -> Error {
+    Error::serialize(serde::ser::Error::custom(
+        "session data nests too deeply for the redis store",
+    ))
 }
 
 /// A hash's fields and values, as raw bytes.

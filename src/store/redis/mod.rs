@@ -1,17 +1,20 @@
-//! [`RedisStore`]: sessions in Redis (or a Redis Cluster) over a deadpool-redis pool.
+//! [`RedisStore`]: sessions in Redis (a Redis Cluster, or behind Redis
+//! Sentinel) over a deadpool-redis pool.
 
-use std::fmt;
 use std::sync::Arc;
 
 use deadpool_redis::redis::{self, Value};
 
+use super::record::value_nests_too_deep;
 use super::{storage_key, Changes, Expires, Record, Store, Updated};
 use crate::error::Error;
 use crate::id::{self, Id};
 
 mod builder;
 mod conn;
+mod constructors;
 mod format;
+mod hold;
 mod scripts;
 
 pub use builder::RedisStoreBuilder;
@@ -73,7 +76,9 @@ type IdSource = dyn Fn() -> Id + Send + Sync;
 /// ([`storage_key`]), so a dump of Redis holds no usable session ids. The hash
 /// has one field per session key holding the value's JSON, plus a reserved
 /// version field (`\0v` = `1`) so the format can change later. Redis keeps the
-/// TTL, equal to the cookie's expiry.
+/// TTL, equal to the cookie's expiry. A value nested deeper than JSON reads
+/// back (127 levels, the record counted) is refused when it is saved, with
+/// [`Error::Serialize`], rather than stored and then unreadable.
 ///
 /// - loading is one `HGETALL`; a session the handler never touches costs
 ///   nothing;
@@ -86,12 +91,11 @@ type IdSource = dyn Fn() -> Id + Send + Sync;
 ///   only if it exists, the next creates it under the new id;
 /// - extending the TTL is one `PEXPIRE`, deleting one `DEL`.
 ///
-/// On a single Redis the store keeps one connection checked out of the pool
-/// and sends every command on it (redis-rs multiplexes concurrent commands
-/// over one connection), so each of these is exactly one round trip: the
-/// pool, and its `PING` health check, are consulted again only after that
-/// connection has been discarded. On a cluster each command checks a
-/// connection out of the cluster pool.
+/// The store keeps one connection checked out of the pool and sends every
+/// command on it (redis-rs multiplexes concurrent commands over one
+/// connection; on a cluster, over one per node), so each of these is exactly
+/// one round trip: the pool, and its `PING` health check, are consulted again
+/// only after that connection has been discarded.
 ///
 /// # Concurrent requests
 ///
@@ -111,10 +115,19 @@ type IdSource = dyn Fn() -> Id + Send + Sync;
 /// was dropped, is closed instead of going back to the pool, so no later
 /// request can read a reply meant for another.
 ///
+/// A held connection that Redis dropped while no command was on it (a
+/// restart, an idle `timeout`, as managed Redis, proxies and NAT also
+/// enforce, or `CLIENT KILL`) costs no error: the first command after it
+/// finds it closed before anything was sent, dials again and is sent once
+/// on the new connection. A command that may have reached Redis before its
+/// connection broke is not sent again (see below).
+///
 /// A Redis that is up but refuses writes for now (`OOM` at `maxmemory` with
 /// the `noeviction` policy, `MISCONF`, `NOREPLICAS`, `READONLY`) is
 /// unavailable too: requests that only read their session still succeed,
-/// those that change it get a 503 and nothing is written. Other error replies
+/// those that change it get a 503 and nothing is written. A read that is due
+/// a rolling TTL refresh skips the refresh (a WARN event) and still answers;
+/// the record keeps the TTL it had. Other error replies
 /// are [`Error::Store`] (a 500).
 ///
 /// A save that failed after its command was sent may still have been
@@ -136,6 +149,25 @@ type IdSource = dyn Fn() -> Id + Send + Sync;
 /// With the `redis-cluster` feature, [`connect_cluster`](Self::connect_cluster)
 /// and [`cluster`](Self::cluster) run the same store on a cluster. A session
 /// is one key, so it lives in one slot, and every script touches only that key.
+/// redis-rs' cluster connection follows redirects and reconnects to nodes by
+/// itself, and in doing so it also resends a command whose node connection
+/// broke after it was sent: on a cluster, such a write can be applied twice
+/// (an update writes the same values again; a create leaves one unused
+/// record until its TTL ends).
+///
+/// # Redis Sentinel
+///
+/// With the `redis-sentinel` feature,
+/// [`connect_sentinel`](Self::connect_sentinel) and
+/// [`sentinel`](Self::sentinel) run the store on the master that a set of
+/// Sentinels names. While the master is down and the Sentinels have not yet
+/// promoted a replica, requests that need their session answer 503 (as for
+/// a Redis that is down); then the store asks the Sentinels again and follows
+/// the new master, without a restart. A `READONLY` reply (an old master
+/// that came back as a replica) drops the connection, so the next command
+/// asks again. Replication is asynchronous and the store does not use
+/// `WAIT`: a write the old master acknowledged just before it died, and had
+/// not yet passed to a replica, is lost in the failover.
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
@@ -149,62 +181,6 @@ struct Inner {
 }
 
 impl RedisStore {
-    /// A store over `pool`, with the default prefix (`session:`) and timeouts
-    /// (1 s to get a connection, 1 s per command).
-    pub fn new(pool: deadpool_redis::Pool) -> Self {
-        Self::from_parts(Backend::single(pool), RedisStoreBuilder::default())
-    }
-
-    /// A store on the Redis at `url`, with the defaults of [`new`](Self::new)
-    /// and deadpool's default pool size. Connects lazily: a Redis that is down
-    /// now answers 503s until it is up, and this does not fail.
-    ///
-    /// Fails only for a URL that does not parse (the error does not contain
-    /// the URL).
-    pub fn connect(url: &str) -> Result<Self, Error> {
-        Self::builder().connect(url)
-    }
-
-    /// A store over a Redis Cluster `pool`, with the defaults of [`new`](Self::new).
-    #[cfg(feature = "redis-cluster")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
-    pub fn cluster(pool: deadpool_redis::cluster::Pool) -> Self {
-        Self::from_parts(Backend::Cluster(pool), RedisStoreBuilder::default())
-    }
-
-    /// A store on the Redis Cluster reached through any of `urls` (the other
-    /// nodes are discovered), with the defaults of [`connect`](Self::connect).
-    #[cfg(feature = "redis-cluster")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
-    pub fn connect_cluster<I, S>(urls: I) -> Result<Self, Error>
-    where
-        I: IntoIterator<Item = S>,
-        S: Into<String>,
-    {
-        Self::builder().connect_cluster(urls)
-    }
-
-    /// A builder for a customised store.
-    pub fn builder() -> RedisStoreBuilder {
-        RedisStoreBuilder::default()
-    }
-
-    /// The prefix of every key this store writes.
-    pub fn prefix(&self) -> &str {
-        &self.inner.prefix
-    }
-
-    fn from_parts(backend: Backend, b: RedisStoreBuilder) -> Self {
-        Self {
-            inner: Arc::new(Inner {
-                backend,
-                prefix: b.prefix,
-                timeouts: b.timeouts,
-                ids: b.ids,
-            }),
-        }
-    }
-
     fn key(&self, id: &str) -> String {
         storage_key(&self.inner.prefix, id)
     }
@@ -225,6 +201,10 @@ fn cmd(name: &str, key: &str) -> redis::Cmd {
 
 impl Store for RedisStore {
     async fn create(&self, record: &Record, expires: Expires) -> Result<String, Error> {
+        // SECURITY J49: refused here, not stored and then unreadable.
+        if record.nests_too_deep() {
+            return Err(format::too_deep());
+        }
         for _ in 0..CREATE_ATTEMPTS {
             let id = (self.inner.ids)();
             let key = self.key(id.as_str());
@@ -262,6 +242,13 @@ impl Store for RedisStore {
         if !id::is_valid(value) {
             return Ok(Updated::Gone);
         }
+        if changes
+            .set()
+            .filter_map(|k| record.get(k))
+            .any(value_nests_too_deep)
+        {
+            return Err(format::too_deep());
+        }
         let key = self.key(value);
         let call = scripts().update(&key, record, changes, expires.ttl())?;
         match self.run::<i64>(call).await? {
@@ -290,6 +277,13 @@ impl Store for RedisStore {
         if !id::is_valid(old) {
             return Ok(Updated::Gone);
         }
+        if changes
+            .set()
+            .filter_map(|k| record.get(k))
+            .any(value_nests_too_deep)
+        {
+            return Err(format::too_deep());
+        }
         let call = scripts().take(&self.key(old), record, changes)?;
         let fields = match self.run::<Value>(call).await? {
             Value::Int(0) => return Ok(Updated::Gone),
@@ -315,10 +309,18 @@ impl Store for RedisStore {
         }
         let mut pexpire = cmd("PEXPIRE", &self.key(value));
         pexpire.arg(ttl_ms(expires.ttl()));
-        match self.run::<i64>(pexpire).await? {
-            1 => Ok(true),
-            0 => Ok(false),
-            _ => Err(Error::store(Failure::UnexpectedReply)),
+        match self.run::<i64>(pexpire).await {
+            Ok(1) => Ok(true),
+            Ok(0) => Ok(false),
+            Ok(_) => Err(Error::store(Failure::UnexpectedReply)),
+            // SECURITY J55: the read that asked for the refresh still
+            // answers; the record keeps its old TTL, and was there when the
+            // read loaded it.
+            Err(err) if conn::refuses_writes(&err) => {
+                tracing::warn!(error = %err, "redis refuses writes for now; session TTL refresh skipped");
+                Ok(true)
+            }
+            Err(err) => Err(err),
         }
     }
 
@@ -328,21 +330,6 @@ impl Store for RedisStore {
         }
         let _deleted: i64 = self.run(cmd("DEL", &self.key(value))).await?;
         Ok(())
-    }
-}
-
-impl fmt::Debug for RedisStore {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // The pool's own Debug would show the connection info, password included.
-        let (kind, size, available) = self.inner.backend.status();
-        f.debug_struct("RedisStore")
-            .field("backend", &kind)
-            .field("prefix", &self.inner.prefix)
-            .field("connect_timeout", &self.inner.timeouts.connect)
-            .field("command_timeout", &self.inner.timeouts.command)
-            .field("pool_size", &size)
-            .field("pool_available", &available)
-            .finish_non_exhaustive()
     }
 }
 
