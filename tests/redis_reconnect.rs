@@ -35,7 +35,7 @@ fn server_app(server: &RedisServer) -> (axum::Router, ManualClock) {
 async fn session(app: &axum::Router) -> String {
     let r = call(app, "/set?k=user&v=ada", None).await;
     assert_eq!(r.status, StatusCode::OK);
-    r.cookie("id").expect("cookie")
+    r.cookie("__Host-id").expect("cookie")
 }
 
 // SECURITY J55: the held connection died with the server; the first request
@@ -49,7 +49,7 @@ async fn first_request_after_a_redis_restart_succeeds() {
     server.restart();
     let r = call(&app, "/incr", None).await;
     assert_eq!(r.status, StatusCode::OK, "first request after the restart");
-    assert!(r.cookie("id").is_some());
+    assert!(r.cookie("__Host-id").is_some());
     // The restarted Redis is empty: the old cookie starts a fresh session.
     let r = call(&app, "/get?k=user", Some(&cookie)).await;
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "none"));
@@ -184,7 +184,10 @@ async fn reads_due_a_ttl_refresh_succeed_while_redis_refuses_writes() {
         );
         let r = call(&app, "/set?k=user&v=grace", Some(&cookie)).await;
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{how}: a write");
-        assert!(r.cookie("id").is_none(), "{how}: Set-Cookie on a 503");
+        assert!(
+            r.cookie("__Host-id").is_none(),
+            "{how}: Set-Cookie on a 503"
+        );
         let r = call(&app, "/incr", None).await;
         assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{how}: a create");
 
@@ -236,15 +239,15 @@ async fn data_nested_too_deep_is_refused_at_save() {
 
     let r = call(&app, "/deep", None).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "a new session");
-    assert!(r.cookie("id").is_none());
+    assert!(r.cookie("__Host-id").is_none());
 
     let cookie = call(&app, "/set?k=user&v=ada", None)
         .await
-        .cookie("id")
+        .cookie("__Host-id")
         .expect("cookie");
     let r = call(&app, "/deep", Some(&cookie)).await;
     assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "an update");
-    assert!(r.cookie("id").is_none());
+    assert!(r.cookie("__Host-id").is_none());
     let r = call(&app, "/user", Some(&cookie)).await;
     assert_eq!(
         (r.status, r.body.as_str()),
@@ -271,7 +274,7 @@ async fn cluster_store_holds_one_connection_and_survives_client_kill() {
     for i in 0..12 {
         let r = call(&app, &format!("/set?k=user&v=u{i}"), None).await;
         assert_eq!(r.status, StatusCode::OK);
-        cookies.push(r.cookie("id").expect("cookie"));
+        cookies.push(r.cookie("__Host-id").expect("cookie"));
     }
     let debug = format!("{store:?}");
     assert!(debug.contains("pool_size: 1,"), "one connection: {debug}");

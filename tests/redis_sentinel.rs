@@ -196,7 +196,7 @@ async fn failover_keeps_replicated_sessions_and_the_store_follows_the_new_master
     for i in 0..20 {
         let r = call(&app, &format!("/set?k=user&v=u{i}"), None).await;
         assert_eq!(r.status, StatusCode::OK, "session {i} before the failover");
-        cookies.push(r.cookie("id").expect("cookie"));
+        cookies.push(r.cookie("__Host-id").expect("cookie"));
     }
     // Replication is asynchronous: the test waits until the replica has
     // everything, so "written before" means "replicated" here.
@@ -277,7 +277,7 @@ async fn a_manual_failover_moves_writes_to_the_new_master() {
     let app = sentinel_app(&sentinels);
     let cookie = call(&app, "/set?k=user&v=ada", None)
         .await
-        .cookie("id")
+        .cookie("__Host-id")
         .expect("cookie");
     assert_eq!(master.cli(&["WAIT", "1", "5000"]), "1");
 

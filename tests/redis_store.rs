@@ -375,3 +375,32 @@ async fn debug_and_errors_keep_the_password_out() {
         "{err:?}"
     );
 }
+
+// SECURITY J48: a record over the Redis store's size limit is refused with a
+// typed error before anything is sent; the stored session stays as it was.
+#[tokio::test]
+async fn records_over_the_size_limit_are_refused() {
+    let server = RedisServer::start();
+    let store = RedisStore::builder()
+        .with_max_record_size(200)
+        .connect(&server.url())
+        .expect("store");
+    let big: Record = [("k".to_owned(), json!("x".repeat(300)))]
+        .into_iter()
+        .collect();
+    let err = store.create(&big, expires_in(60)).await.unwrap_err();
+    assert!(
+        matches!(err, Error::RecordTooLarge { limit: 200, .. }),
+        "{err:?}"
+    );
+    assert_eq!(server.cli(&["DBSIZE"]), "0");
+    let small: Record = [("k".to_owned(), json!("small"))].into_iter().collect();
+    let id = store.create(&small, expires_in(60)).await.expect("create");
+    let c = sessio::test_util::changes(&["k"], &[], false);
+    let err = store
+        .update(&id, &big, &c, expires_in(60))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::RecordTooLarge { .. }), "{err:?}");
+    assert_eq!(store.load(&id).await.expect("load"), Some(small));
+}

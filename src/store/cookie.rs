@@ -244,8 +244,9 @@ mod tests {
         assert_eq!(v, r#"{"n":1}"#);
     }
 
-    // Data nested as deep as serde_json reads round-trips; one level deeper is
-    // refused when saving instead of sealing a cookie that never opens.
+    // SECURITY J49: data nested as deep as serde_json reads round-trips; one
+    // level deeper is refused when saving instead of sealing a cookie that
+    // never opens.
     #[tokio::test]
     async fn nesting_is_limited_to_what_can_be_read_back() {
         let s = CookieStore::new();

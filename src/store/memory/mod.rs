@@ -315,8 +315,9 @@ mod tests {
         Expires::new(SystemTime::now() + ttl, ttl)
     }
 
-    // An update applies the changes to the stored JSON and writes JSON back,
-    // or keeps a `Record` once the data nests too deep for JSON, and back.
+    // SECURITY J49: MemoryStore reads back what it saves: an update applies
+    // the changes to the stored JSON and writes JSON back, or keeps a
+    // `Record` once the data nests too deep for JSON, and back.
     #[tokio::test]
     async fn updates_round_trip_through_json_and_deep_data() {
         let store = MemoryStore::new();

@@ -24,6 +24,7 @@ pub struct RedisStoreBuilder {
     pub(super) timeouts: Timeouts,
     pool_size: Option<usize>,
     pub(super) ids: Box<IdSource>,
+    pub(super) max_record: Option<usize>,
 }
 
 impl Default for RedisStoreBuilder {
@@ -36,11 +37,22 @@ impl Default for RedisStoreBuilder {
             },
             pool_size: None,
             ids: Box::new(Id::generate),
+            max_record: None,
         }
     }
 }
 
 impl RedisStoreBuilder {
+    /// The largest record a save may write, in bytes of JSON (as gorilla's
+    /// `MaxLength`): a request whose copy of the session is larger gets
+    /// [`Error::RecordTooLarge`](crate::Error::RecordTooLarge) and nothing is
+    /// written. Default none.
+    #[must_use]
+    pub fn with_max_record_size(mut self, bytes: usize) -> Self {
+        self.max_record = Some(bytes);
+        self
+    }
+
     /// The prefix of every key the store writes. Default `session:`.
     #[must_use]
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {

@@ -81,6 +81,7 @@ impl RedisStore {
                 prefix: b.prefix,
                 timeouts: b.timeouts,
                 ids: b.ids,
+                max_record: b.max_record,
             }),
         }
     }

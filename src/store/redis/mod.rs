@@ -178,9 +178,22 @@ struct Inner {
     prefix: String,
     timeouts: Timeouts,
     ids: Box<IdSource>,
+    max_record: Option<usize>,
 }
 
 impl RedisStore {
+    /// SECURITY J48: the request's copy of the record within the size limit.
+    fn check_size(&self, record: &Record) -> Result<(), Error> {
+        let Some(limit) = self.inner.max_record else {
+            return Ok(());
+        };
+        let size = serde_json::to_vec(record).map_or(usize::MAX, |v| v.len());
+        if size > limit {
+            return Err(Error::RecordTooLarge { size, limit });
+        }
+        Ok(())
+    }
+
     fn key(&self, id: &str) -> String {
         storage_key(&self.inner.prefix, id)
     }
@@ -205,6 +218,7 @@ impl Store for RedisStore {
         if record.nests_too_deep() {
             return Err(format::too_deep());
         }
+        self.check_size(record)?;
         for _ in 0..CREATE_ATTEMPTS {
             let id = (self.inner.ids)();
             let key = self.key(id.as_str());
@@ -249,6 +263,7 @@ impl Store for RedisStore {
         {
             return Err(format::too_deep());
         }
+        self.check_size(record)?;
         let key = self.key(value);
         let call = scripts().update(&key, record, changes, expires.ttl())?;
         match self.run::<i64>(call).await? {
@@ -284,6 +299,7 @@ impl Store for RedisStore {
         {
             return Err(format::too_deep());
         }
+        self.check_size(record)?;
         let call = scripts().take(&self.key(old), record, changes)?;
         let fields = match self.run::<Value>(call).await? {
             Value::Int(0) => return Ok(Updated::Gone),
