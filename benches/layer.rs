@@ -18,7 +18,7 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::header::{COOKIE, SET_COOKIE};
 use http::{Request, Response};
-use sessio::store::{Changes, Expires, Record, Store, Updated};
+use sessio::store::{Changes, Deadline, Record, Store, Updated};
 use sessio::{CookieStore, Error, Id, Key, MemoryStore, Session, SessionLayer};
 use tower::ServiceExt;
 
@@ -142,7 +142,7 @@ struct FixedId;
 const FIXED_ID: &str = "AAAAAAAAAAAAAAAAAAAAAA";
 
 impl Store for FixedId {
-    async fn create(&self, _: &Record, _: Expires) -> Result<String, Error> {
+    async fn create(&self, _: &Record, _: Deadline) -> Result<String, Error> {
         Ok(FIXED_ID.to_owned())
     }
     async fn load(&self, _: &str) -> Result<Option<Record>, Error> {
@@ -153,14 +153,20 @@ impl Store for FixedId {
         value: &str,
         _: &Record,
         _: &Changes,
-        _: Expires,
+        _: Deadline,
     ) -> Result<Updated, Error> {
         Ok(Updated::Written(value.to_owned()))
     }
-    async fn rotate(&self, _: &str, _: &Record, _: &Changes, _: Expires) -> Result<Updated, Error> {
+    async fn rotate(
+        &self,
+        _: &str,
+        _: &Record,
+        _: &Changes,
+        _: Deadline,
+    ) -> Result<Updated, Error> {
         Ok(Updated::Written(FIXED_ID.to_owned()))
     }
-    async fn touch(&self, _: &str, _: Expires) -> Result<bool, Error> {
+    async fn touch(&self, _: &str, _: Deadline) -> Result<bool, Error> {
         Ok(true)
     }
     async fn delete(&self, _: &str) -> Result<(), Error> {

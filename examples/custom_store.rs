@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension};
-use sessio::store::{storage_key, Changes, Expires, Record, Store, Updated};
+use sessio::store::{storage_key, Changes, Deadline, Record, Store, Updated};
 use sessio::{Error, Id};
 
 /// Sessions in a SQLite table, keyed by a hash of the id (a leaked database
@@ -75,7 +75,7 @@ fn live(conn: &Connection, key: &str, now: i64) -> rusqlite::Result<Option<Recor
 }
 
 impl Store for SqliteStore {
-    async fn create(&self, record: &Record, expires: Expires) -> Result<String, Error> {
+    async fn create(&self, record: &Record, expires: Deadline) -> Result<String, Error> {
         let data = serde_json::to_string(record).map_err(Error::store)?;
         self.db(move |conn, now| {
             // Expired rows go first (the table's only clean-up); then a live
@@ -106,7 +106,7 @@ impl Store for SqliteStore {
         value: &str,
         record: &Record,
         changes: &Changes,
-        expires: Expires,
+        expires: Deadline,
     ) -> Result<Updated, Error> {
         let Some(id) = Id::parse(value) else {
             return Ok(Updated::Gone);
@@ -138,7 +138,7 @@ impl Store for SqliteStore {
         old: &str,
         record: &Record,
         changes: &Changes,
-        expires: Expires,
+        expires: Deadline,
     ) -> Result<Updated, Error> {
         let Some(id) = Id::parse(old) else {
             return Ok(Updated::Gone);
@@ -170,7 +170,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn touch(&self, value: &str, expires: Expires) -> Result<bool, Error> {
+    async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, Error> {
         let Some(id) = Id::parse(value) else {
             return Ok(false);
         };

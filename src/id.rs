@@ -5,6 +5,16 @@ use std::fmt;
 use base64::Engine as _;
 use rand::RngCore;
 
+/// What mints ids in the stores: the CSPRNG by default, a fixed sequence in
+/// tests that force collisions.
+#[cfg(any(
+    feature = "memory-store",
+    feature = "redis",
+    feature = "postgres",
+    feature = "sqlite"
+))]
+pub(crate) type IdGenerator = dyn Fn() -> Id + Send + Sync;
+
 /// Length of an encoded id, in characters.
 pub(crate) const ID_LEN: usize = 22;
 

@@ -22,7 +22,7 @@ async fn the_sqlite_store_of_the_example_passes_the_conformance_suite() {
 
 #[tokio::test]
 async fn the_sqlite_store_keeps_sessions_in_a_file_across_reopening() {
-    use sessio::store::{Expires, Record, Store};
+    use sessio::store::{Deadline, Record, Store};
     use std::time::{Duration, SystemTime};
 
     let path = std::env::temp_dir().join(format!(
@@ -36,7 +36,7 @@ async fn the_sqlite_store_keeps_sessions_in_a_file_across_reopening() {
     let ttl = Duration::from_secs(60);
     let value = SqliteStore::open(path_str)
         .unwrap()
-        .create(&record, Expires::new(SystemTime::now() + ttl, ttl))
+        .create(&record, Deadline::new(SystemTime::now() + ttl, ttl))
         .await
         .unwrap();
     let reopened = SqliteStore::open(path_str).unwrap();

@@ -8,12 +8,12 @@ use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use sessio::clock::ManualClock;
-use sessio::store::{Expires, Record, Store};
+use sessio::store::{Deadline, Record, Store};
 use sessio::{Id, MemoryStore};
 
-fn expires(clock: &ManualClock, secs: u64) -> Expires {
+fn expires(clock: &ManualClock, secs: u64) -> Deadline {
     let ttl = Duration::from_secs(secs);
-    Expires::new(sessio::clock::Clock::now(clock) + ttl, ttl)
+    Deadline::new(sessio::clock::Clock::now(clock) + ttl, ttl)
 }
 
 // Churn: 100k sessions created over time, each living 60 s. The store must
@@ -58,7 +58,7 @@ async fn id_collision_mints_another_id() {
         }
     });
     let ttl = Duration::from_secs(60);
-    let e = Expires::new(std::time::SystemTime::now() + ttl, ttl);
+    let e = Deadline::new(std::time::SystemTime::now() + ttl, ttl);
     let mut first = Record::new();
     first.insert("owner", "first".into());
     let a = store.create(&first, e).await.unwrap();
@@ -76,7 +76,7 @@ async fn id_collision_mints_another_id() {
 async fn concurrent_use_from_many_tasks() {
     let store = MemoryStore::new();
     let ttl = Duration::from_secs(60);
-    let e = Expires::new(std::time::SystemTime::now() + ttl, ttl);
+    let e = Deadline::new(std::time::SystemTime::now() + ttl, ttl);
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let s = store.clone();
@@ -102,7 +102,7 @@ async fn records_come_back_exactly() {
     use serde_json::{json, Value};
     let store = MemoryStore::new();
     let ttl = Duration::from_secs(60);
-    let e = Expires::new(std::time::SystemTime::now() + ttl, ttl);
+    let e = Deadline::new(std::time::SystemTime::now() + ttl, ttl);
     let mut record = Record::new();
     record.insert("f", json!(1.0559953781465763e232_f64));
     record.insert("neg", json!(-0.0));
@@ -174,7 +174,7 @@ async fn records_over_the_size_limit_are_refused() {
     assert_eq!(store.len(), 1, "the stored session is intact");
 }
 
-fn expires_far() -> Expires {
+fn expires_far() -> Deadline {
     let ttl = std::time::Duration::from_secs(60);
-    Expires::new(std::time::SystemTime::now() + ttl, ttl)
+    Deadline::new(std::time::SystemTime::now() + ttl, ttl)
 }

@@ -238,7 +238,7 @@ async fn without_the_checkout_ping_a_terminated_connection_costs_one_503() {
 // store docs show), and the request gets a 503, not a hang.
 #[tokio::test]
 async fn statement_timeout_bounds_a_stuck_statement_with_a_503() {
-    use sessio::store::{storage_key, Changes, Expires, Record, Store};
+    use sessio::store::{storage_key, Changes, Deadline, Record, Store};
     let server = PgServer::start();
     let options: PgConnectOptions = server.url().parse().unwrap();
     let pool = PgPoolOptions::new()
@@ -249,7 +249,7 @@ async fn statement_timeout_bounds_a_stuck_statement_with_a_503() {
     let store = SqlStore::postgres(pool);
     store.migrate().await.unwrap();
     let ttl = Duration::from_secs(60);
-    let expires = Expires::new(std::time::SystemTime::now() + ttl, ttl);
+    let expires = Deadline::new(std::time::SystemTime::now() + ttl, ttl);
     let record: Record = [("a".to_owned(), serde_json::json!(1))]
         .into_iter()
         .collect();
@@ -285,7 +285,7 @@ async fn statement_timeout_bounds_a_stuck_statement_with_a_503() {
 // be applied, as the store docs say; the next reads are whole and right.
 #[tokio::test]
 async fn a_statement_cut_off_leaves_no_stale_reply_on_the_connection() {
-    use sessio::store::{storage_key, Changes, Expires, Record, Store};
+    use sessio::store::{storage_key, Changes, Deadline, Record, Store};
     let server = PgServer::start();
     let options: PgConnectOptions = server.url().parse().unwrap();
     // One connection, so the next operation gets the very one cut off.
@@ -298,7 +298,7 @@ async fn a_statement_cut_off_leaves_no_stale_reply_on_the_connection() {
     let store = SqlStore::postgres(pool);
     store.migrate().await.unwrap();
     let ttl = Duration::from_secs(60);
-    let expires = Expires::new(std::time::SystemTime::now() + ttl, ttl);
+    let expires = Deadline::new(std::time::SystemTime::now() + ttl, ttl);
     let one: Record = [("a".to_owned(), serde_json::json!(1))]
         .into_iter()
         .collect();

@@ -12,7 +12,7 @@ use common::{call, key, Reply};
 use http::StatusCode;
 use serde_json::json;
 use sessio::store::deadpool_redis::{Config, PoolConfig, Runtime};
-use sessio::store::{Expires, Record, Store};
+use sessio::store::{Deadline, Record, Store};
 use sessio::{RedisStore, SessionLayer};
 use tokio::sync::Barrier;
 
@@ -33,9 +33,9 @@ fn layer(store: RedisStore) -> SessionLayer<RedisStore> {
     SessionLayer::new(store, key())
 }
 
-fn expires_in(secs: u64) -> Expires {
+fn expires_in(secs: u64) -> Deadline {
     let ttl = Duration::from_secs(secs);
-    Expires::new(SystemTime::now() + ttl, ttl)
+    Deadline::new(SystemTime::now() + ttl, ttl)
 }
 
 fn record(who: &str) -> Record {

@@ -14,13 +14,13 @@ use http::StatusCode;
 use serde_json::json;
 use sessio::clock::ManualClock;
 use sessio::store::deadpool_redis::redis::AsyncCommands;
-use sessio::store::{storage_key, Changes, Expires, Record, Store, Updated};
+use sessio::store::{storage_key, Changes, Deadline, Record, Store, Updated};
 use sessio::{Error, Expiry, Id, RedisStore, SessionLayer};
 use tokio::sync::Barrier;
 
-fn expires_in(secs: u64) -> Expires {
+fn expires_in(secs: u64) -> Deadline {
     let ttl = Duration::from_secs(secs);
-    Expires::new(SystemTime::now() + ttl, ttl)
+    Deadline::new(SystemTime::now() + ttl, ttl)
 }
 
 fn record(pairs: &[(&str, serde_json::Value)]) -> Record {

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use common::redis::{free_port, RedisServer};
 use serde_json::json;
-use sessio::store::{Expires, Record, Store};
+use sessio::store::{Deadline, Record, Store};
 use sessio::RedisStore;
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -104,9 +104,9 @@ fn server_cert(dir: &Path) {
     );
 }
 
-fn expires_in(secs: u64) -> Expires {
+fn expires_in(secs: u64) -> Deadline {
     let ttl = Duration::from_secs(secs);
-    Expires::new(SystemTime::now() + ttl, ttl)
+    Deadline::new(SystemTime::now() + ttl, ttl)
 }
 
 #[tokio::test]

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 use axum::routing::get;
 use axum::Router;
 use common::{call, key};
-use sessio::store::{Expires, Record, Store};
+use sessio::store::{Deadline, Record, Store};
 use sessio::{CookieStore, Error, MemoryStore, Session, SessionLayer, ValueErrorKind};
 
 const SECRET: &str = "hunter2-s3cret";
@@ -99,7 +99,7 @@ async fn debug_of_a_record_shows_keys_only() {
     let mut record = Record::new();
     record.insert("_csrf", SECRET.into());
     record.insert("user", serde_json::json!({ "email": "ada@example.com" }));
-    let expires = Expires::new(
+    let expires = Deadline::new(
         SystemTime::now() + Duration::from_secs(60),
         Duration::from_secs(60),
     );

@@ -9,7 +9,7 @@ use crate::clock::from_unix_secs;
 use crate::codec::{encoded_len, Codec, Envelope, Protection};
 use crate::config::CookieAttrs;
 use crate::expiry::{Expiry, Refresh};
-use crate::store::{Changes, Expires, Record};
+use crate::store::{Changes, Deadline, Record};
 
 /// What a plan needs from the layer, for one session and one moment.
 pub(crate) struct Cx<'a> {
@@ -66,7 +66,7 @@ pub(crate) struct Plan {
     pub(crate) ended: Vec<String>,
     pub(crate) changes: Changes,
     pub(crate) envelope: Envelope,
-    pub(crate) expires: Expires,
+    pub(crate) expires: Deadline,
     max_age: Option<u64>,
     rotate: bool,
     settings_changed: bool,
@@ -214,7 +214,7 @@ impl State {
             ended,
             changes: std::mem::take(&mut self.changes),
             max_age: expiry.max_age(envelope.expires, cx.now),
-            expires: Expires::new(
+            expires: Deadline::new(
                 from_unix_secs(envelope.expires),
                 Duration::from_secs(envelope.expires.saturating_sub(cx.now)),
             ),
@@ -244,7 +244,7 @@ impl State {
             ended: Vec::new(),
             changes: Changes::default(),
             max_age: expiry.max_age(at, cx.now),
-            expires: Expires::new(
+            expires: Deadline::new(
                 from_unix_secs(at),
                 Duration::from_secs(at.saturating_sub(cx.now)),
             ),

@@ -86,7 +86,7 @@
 
 use serde::ser::Error as _;
 
-use super::{Changes, Expires, Protection, Record, Store, Updated};
+use super::{Changes, Deadline, Protection, Record, Store, Updated};
 use crate::error::Error;
 
 /// Keeps the whole session in the cookie, encrypted by default.
@@ -160,7 +160,7 @@ impl Store for CookieStore {
         true
     }
 
-    async fn create(&self, record: &Record, _expires: Expires) -> Result<String, Error> {
+    async fn create(&self, record: &Record, _expires: Deadline) -> Result<String, Error> {
         Self::seal(record)
     }
 
@@ -178,7 +178,7 @@ impl Store for CookieStore {
         _value: &str,
         record: &Record,
         _changes: &Changes,
-        _expires: Expires,
+        _expires: Deadline,
     ) -> Result<Updated, Error> {
         if record.is_empty() {
             return Ok(Updated::Emptied);
@@ -194,14 +194,14 @@ impl Store for CookieStore {
         old: &str,
         record: &Record,
         changes: &Changes,
-        expires: Expires,
+        expires: Deadline,
     ) -> Result<Updated, Error> {
         self.update(old, record, changes, expires).await
     }
 
     /// The expiry lives in the envelope the layer seals, so the layer re-seals
     /// the same data with the new expiry; nothing to do here.
-    async fn touch(&self, _value: &str, _expires: Expires) -> Result<bool, Error> {
+    async fn touch(&self, _value: &str, _expires: Deadline) -> Result<bool, Error> {
         Ok(true)
     }
 
@@ -218,8 +218,8 @@ mod tests {
     use serde_json::{json, Value};
     use std::time::{Duration, SystemTime};
 
-    fn expires() -> Expires {
-        Expires::new(SystemTime::now(), Duration::from_secs(60))
+    fn expires() -> Deadline {
+        Deadline::new(SystemTime::now(), Duration::from_secs(60))
     }
 
     fn nested(levels: usize) -> Record {

@@ -26,7 +26,7 @@
 //! - Values and keys round-trip exactly: long values, empty keys, keys that
 //!   start with `\0`, any Unicode.
 //! - `touch` extends the TTL without rewriting data.
-//! - Expiry is given as [`Expires`]; the store forgets the record after it.
+//! - Expiry is given as [`Deadline`]; the store forgets the record after it.
 //! - Unreachable backends answer [`Error::StoreUnavailable`] (the layer answers
 //!   503); a record that exists but cannot be decoded [`Error::Unreadable`]
 //!   (the layer deletes it and starts a fresh session); other failures
@@ -44,7 +44,7 @@
 //! use std::sync::{Arc, Mutex};
 //! use std::time::SystemTime;
 //!
-//! use sessio::store::{Changes, Expires, Record, Store, Updated};
+//! use sessio::store::{Changes, Deadline, Record, Store, Updated};
 //! use sessio::{Error, Id};
 //!
 //! #[derive(Clone, Default)]
@@ -61,7 +61,7 @@
 //! }
 //!
 //! impl Store for MapStore {
-//!     async fn create(&self, record: &Record, expires: Expires) -> Result<String, Error> {
+//!     async fn create(&self, record: &Record, expires: Deadline) -> Result<String, Error> {
 //!         let mut rows = self.rows.lock().unwrap();
 //!         loop {
 //!             let id = Id::generate().as_str().to_owned();
@@ -81,7 +81,7 @@
 //!         value: &str,
 //!         record: &Record,
 //!         changes: &Changes,
-//!         expires: Expires,
+//!         expires: Deadline,
 //!     ) -> Result<Updated, Error> {
 //!         let mut rows = self.rows.lock().unwrap();
 //!         let Some((stored, at)) = rows.get_mut(value).filter(|(_, at)| *at > SystemTime::now())
@@ -102,7 +102,7 @@
 //!         old: &str,
 //!         record: &Record,
 //!         changes: &Changes,
-//!         expires: Expires,
+//!         expires: Deadline,
 //!     ) -> Result<Updated, Error> {
 //!         // One lock around the check, the removal and the insert: atomic.
 //!         let mut rows = self.rows.lock().unwrap();
@@ -125,7 +125,7 @@
 //!         }
 //!     }
 //!
-//!     async fn touch(&self, value: &str, expires: Expires) -> Result<bool, Error> {
+//!     async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, Error> {
 //!         let mut rows = self.rows.lock().unwrap();
 //!         match rows.get_mut(value) {
 //!             Some((_, at)) if *at > SystemTime::now() => {
@@ -152,7 +152,7 @@ pub use crate::codec::Protection;
 use crate::error::Error;
 
 mod record;
-pub use record::{Changes, Expires, Record};
+pub use record::{Changes, Deadline, Record};
 
 #[cfg(feature = "memory-store")]
 mod memory;
@@ -217,7 +217,7 @@ pub trait Store: Send + Sync + 'static {
     fn create(
         &self,
         record: &Record,
-        expires: Expires,
+        expires: Deadline,
     ) -> impl Future<Output = Result<String, Error>> + Send;
 
     /// The record for a cookie value, or `None` when there is none (unknown,
@@ -236,7 +236,7 @@ pub trait Store: Send + Sync + 'static {
         value: &str,
         record: &Record,
         changes: &Changes,
-        expires: Expires,
+        expires: Deadline,
     ) -> impl Future<Output = Result<Updated, Error>> + Send;
 
     /// Moves the record under `old` to a new value (a freshly minted id),
@@ -252,7 +252,7 @@ pub trait Store: Send + Sync + 'static {
         old: &str,
         record: &Record,
         changes: &Changes,
-        expires: Expires,
+        expires: Deadline,
     ) -> impl Future<Output = Result<Updated, Error>> + Send;
 
     /// Extends the record's expiry without rewriting it; `false` when the
@@ -260,7 +260,7 @@ pub trait Store: Send + Sync + 'static {
     fn touch(
         &self,
         value: &str,
-        expires: Expires,
+        expires: Deadline,
     ) -> impl Future<Output = Result<bool, Error>> + Send;
 
     /// Deletes the record; deleting a missing record is not an error.

@@ -235,15 +235,17 @@ impl Changes {
     }
 }
 
-/// When a record expires: as a moment (for stores that keep deadlines) and as
-/// a time-to-live from now (for stores with TTLs, such as Redis).
+/// When a record expires, as the layer hands it to a store: a moment (for
+/// stores that keep deadlines) and a time-to-live from now (for stores with
+/// TTLs, such as Redis). The policy that decides it is an
+/// [`Expiry`](crate::Expiry); this is one concrete deadline.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Expires {
+pub struct Deadline {
     pub(crate) at: SystemTime,
     pub(crate) ttl: Duration,
 }
 
-impl Expires {
+impl Deadline {
     /// An expiry at `at`, which is `ttl` from now.
     pub fn new(at: SystemTime, ttl: Duration) -> Self {
         Self { at, ttl }

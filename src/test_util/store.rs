@@ -6,11 +6,11 @@ use serde_json::json;
 
 use super::changes;
 use crate::error::Error;
-use crate::store::{Expires, Record, Store, Updated};
+use crate::store::{Deadline, Record, Store, Updated};
 
-fn expires_in(secs: u64) -> Expires {
+fn expires_in(secs: u64) -> Deadline {
     let ttl = Duration::from_secs(secs);
-    Expires::new(SystemTime::now() + ttl, ttl)
+    Deadline::new(SystemTime::now() + ttl, ttl)
 }
 
 fn sample() -> Record {

@@ -11,7 +11,7 @@ use axum::http::{header, Request, Response, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use http_body_util::BodyExt;
-use sessio::store::{Changes, Expires, Record, Store, Updated};
+use sessio::store::{Changes, Deadline, Record, Store, Updated};
 use sessio::{Error, Key, MemoryStore, Session};
 use tower::ServiceExt;
 
@@ -89,7 +89,7 @@ impl<S> TestStore<S> {
 }
 
 impl<S: Store + Clone> Store for TestStore<S> {
-    async fn create(&self, record: &Record, expires: Expires) -> Result<String, Error> {
+    async fn create(&self, record: &Record, expires: Deadline) -> Result<String, Error> {
         self.enter("create")?;
         self.inner.create(record, expires).await
     }
@@ -102,7 +102,7 @@ impl<S: Store + Clone> Store for TestStore<S> {
         value: &str,
         record: &Record,
         changes: &Changes,
-        expires: Expires,
+        expires: Deadline,
     ) -> Result<Updated, Error> {
         self.enter("update")?;
         self.inner.update(value, record, changes, expires).await
@@ -112,12 +112,12 @@ impl<S: Store + Clone> Store for TestStore<S> {
         old: &str,
         record: &Record,
         changes: &Changes,
-        expires: Expires,
+        expires: Deadline,
     ) -> Result<Updated, Error> {
         self.enter("rotate")?;
         self.inner.rotate(old, record, changes, expires).await
     }
-    async fn touch(&self, value: &str, expires: Expires) -> Result<bool, Error> {
+    async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, Error> {
         self.enter("touch")?;
         self.inner.touch(value, expires).await
     }

@@ -12,14 +12,14 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
-use sessio::store::{Changes, Expires, Record, Store, Updated};
+use sessio::store::{Changes, Deadline, Record, Store, Updated};
 use sessio::{Error, Id, Session, SessionLayer, SqlStore};
 
 use crate::common::{call, key};
 
-pub fn expires_in(secs: u64) -> Expires {
+pub fn expires_in(secs: u64) -> Deadline {
     let ttl = Duration::from_secs(secs);
-    Expires::new(SystemTime::now() + ttl, ttl)
+    Deadline::new(SystemTime::now() + ttl, ttl)
 }
 
 pub fn record(pairs: &[(&str, Value)]) -> Record {

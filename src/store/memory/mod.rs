@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use sha2::{Digest, Sha256};
 
-use super::{Changes, Expires, Record, Store, Updated};
+use super::{Changes, Deadline, Record, Store, Updated};
 use crate::clock::{Clock, SystemClock};
 use crate::error::Error;
 use crate::id::{self, Id};
@@ -21,7 +21,7 @@ const SHARDS: usize = 16;
 /// 24 MiB of sessions holding 100 bytes of data each). Past it, the least recently used make room.
 pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 
-type IdSource = dyn Fn() -> Id + Send + Sync;
+use crate::id::IdGenerator;
 
 /// Sessions in a sharded in-process map.
 ///
@@ -55,7 +55,7 @@ pub struct MemoryStore {
 struct Inner {
     shards: [Mutex<Shard>; SHARDS],
     clock: Arc<dyn Clock>,
-    ids: Arc<IdSource>,
+    ids: Arc<IdGenerator>,
     max_sessions: usize,
     max_record: Option<usize>,
 }
@@ -122,7 +122,7 @@ impl MemoryStore {
 
     fn build(
         clock: Arc<dyn Clock>,
-        ids: Arc<IdSource>,
+        ids: Arc<IdGenerator>,
         max_sessions: usize,
         max_record: Option<usize>,
     ) -> Self {
@@ -169,7 +169,7 @@ impl MemoryStore {
     }
 
     /// Inserts `data` under a freshly minted id; never over a live record.
-    fn insert_new(&self, data: Data, expires: Expires) -> String {
+    fn insert_new(&self, data: Data, expires: Deadline) -> String {
         let now = self.inner.clock.now();
         loop {
             let id = (self.inner.ids)();
@@ -206,7 +206,7 @@ fn digest(id: &str) -> [u8; 32] {
 }
 
 impl Store for MemoryStore {
-    async fn create(&self, record: &Record, expires: Expires) -> Result<String, Error> {
+    async fn create(&self, record: &Record, expires: Deadline) -> Result<String, Error> {
         let data = self.checked(Data::new(record)?)?;
         Ok(self.insert_new(data, expires))
     }
@@ -226,7 +226,7 @@ impl Store for MemoryStore {
         value: &str,
         record: &Record,
         changes: &Changes,
-        expires: Expires,
+        expires: Deadline,
     ) -> Result<Updated, Error> {
         if !id::is_valid(value) {
             return Ok(Updated::Gone);
@@ -254,7 +254,7 @@ impl Store for MemoryStore {
         old: &str,
         record: &Record,
         changes: &Changes,
-        expires: Expires,
+        expires: Deadline,
     ) -> Result<Updated, Error> {
         if !id::is_valid(old) {
             return Ok(Updated::Gone);
@@ -273,7 +273,7 @@ impl Store for MemoryStore {
         Ok(Updated::Written(self.insert_new(merged, expires)))
     }
 
-    async fn touch(&self, value: &str, expires: Expires) -> Result<bool, Error> {
+    async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, Error> {
         if !id::is_valid(value) {
             return Ok(false);
         }
@@ -310,9 +310,9 @@ mod tests {
     use serde_json::{json, Value};
     use std::time::{Duration, SystemTime};
 
-    fn expires() -> Expires {
+    fn expires() -> Deadline {
         let ttl = Duration::from_secs(60);
-        Expires::new(SystemTime::now() + ttl, ttl)
+        Deadline::new(SystemTime::now() + ttl, ttl)
     }
 
     // SECURITY J49: MemoryStore reads back what it saves: an update applies

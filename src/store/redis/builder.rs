@@ -7,7 +7,7 @@ use deadpool_redis::redis::AsyncConnectionConfig;
 use deadpool_redis::{Manager, Pool, Runtime};
 
 use super::conn::{Backend, Timeouts};
-use super::{IdSource, RedisStore};
+use super::{IdGenerator, RedisStore};
 use crate::error::{ConfigError, Error};
 use crate::id::Id;
 
@@ -23,7 +23,7 @@ pub struct RedisStoreBuilder {
     pub(super) prefix: String,
     pub(super) timeouts: Timeouts,
     pool_size: Option<usize>,
-    pub(super) ids: Box<IdSource>,
+    pub(super) ids: Box<IdGenerator>,
     pub(super) max_record: Option<usize>,
 }
 

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use deadpool_redis::redis::{self, Value};
 
 use super::record::value_nests_too_deep;
-use super::{storage_key, Changes, Expires, Record, Store, Updated};
+use super::{storage_key, Changes, Deadline, Record, Store, Updated};
 use crate::error::Error;
-use crate::id::{self, Id};
+use crate::id;
 
 mod builder;
 mod conn;
@@ -25,7 +25,7 @@ use scripts::{scripts, ttl_ms};
 /// ids a second attempt already means something is wrong.
 const CREATE_ATTEMPTS: usize = 8;
 
-type IdSource = dyn Fn() -> Id + Send + Sync;
+use crate::id::IdGenerator;
 
 /// Sessions in Redis, shared by every server that talks to the same Redis.
 /// Clones share one pool.
@@ -177,7 +177,7 @@ struct Inner {
     backend: Backend,
     prefix: String,
     timeouts: Timeouts,
-    ids: Box<IdSource>,
+    ids: Box<IdGenerator>,
     max_record: Option<usize>,
 }
 
@@ -213,7 +213,7 @@ fn cmd(name: &str, key: &str) -> redis::Cmd {
 }
 
 impl Store for RedisStore {
-    async fn create(&self, record: &Record, expires: Expires) -> Result<String, Error> {
+    async fn create(&self, record: &Record, expires: Deadline) -> Result<String, Error> {
         // SECURITY J49: refused here, not stored and then unreadable.
         if record.nests_too_deep() {
             return Err(format::too_deep());
@@ -251,7 +251,7 @@ impl Store for RedisStore {
         value: &str,
         record: &Record,
         changes: &Changes,
-        expires: Expires,
+        expires: Deadline,
     ) -> Result<Updated, Error> {
         if !id::is_valid(value) {
             return Ok(Updated::Gone);
@@ -287,7 +287,7 @@ impl Store for RedisStore {
         old: &str,
         record: &Record,
         changes: &Changes,
-        expires: Expires,
+        expires: Deadline,
     ) -> Result<Updated, Error> {
         if !id::is_valid(old) {
             return Ok(Updated::Gone);
@@ -319,7 +319,7 @@ impl Store for RedisStore {
         Err(Error::store(Failure::NoFreeId))
     }
 
-    async fn touch(&self, value: &str, expires: Expires) -> Result<bool, Error> {
+    async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, Error> {
         if !id::is_valid(value) {
             return Ok(false);
         }

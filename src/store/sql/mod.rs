@@ -5,7 +5,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{storage_key, Changes, Expires, Record, Store, Updated};
+use super::{storage_key, Changes, Deadline, Record, Store, Updated};
 use crate::error::Error;
 use crate::id::{self, Id};
 
@@ -35,7 +35,7 @@ const CREATE_ATTEMPTS: usize = 8;
 /// every database's range of timestamps and intervals.
 const MAX_TTL_MS: i64 = 100 * 366 * 24 * 60 * 60 * 1000;
 
-type IdSource = dyn Fn() -> Id + Send + Sync;
+use crate::id::IdGenerator;
 
 #[doc = include_str!("doc.md")]
 #[derive(Clone)]
@@ -47,7 +47,7 @@ struct Inner {
     backend: Backend,
     table: Table,
     sweep_batch: u32,
-    ids: Arc<IdSource>,
+    ids: Arc<IdGenerator>,
 }
 
 enum Backend {
@@ -154,7 +154,7 @@ impl SqlStore {
     }
 
     /// Rebuilds the store with a change to its settings, keeping the pool.
-    fn with(self, table: Table, sweep_batch: u32, ids: Arc<IdSource>) -> Self {
+    fn with(self, table: Table, sweep_batch: u32, ids: Arc<IdGenerator>) -> Self {
         let backend = match &self.inner.backend {
             #[cfg(feature = "postgres")]
             Backend::Postgres(b) => {
@@ -266,7 +266,7 @@ impl SqlStore {
 }
 
 impl Store for SqlStore {
-    async fn create(&self, record: &Record, expires: Expires) -> Result<String, Error> {
+    async fn create(&self, record: &Record, expires: Deadline) -> Result<String, Error> {
         let data = format::encode(record)?;
         let ids = &*self.inner.ids;
         on_backend!(self, b => b.create(&data, expires, ids).await)
@@ -288,7 +288,7 @@ impl Store for SqlStore {
         value: &str,
         record: &Record,
         changes: &Changes,
-        expires: Expires,
+        expires: Deadline,
     ) -> Result<Updated, Error> {
         if !id::is_valid(value) {
             return Ok(Updated::Gone);
@@ -310,7 +310,7 @@ impl Store for SqlStore {
         old: &str,
         record: &Record,
         changes: &Changes,
-        expires: Expires,
+        expires: Deadline,
     ) -> Result<Updated, Error> {
         if !id::is_valid(old) {
             return Ok(Updated::Gone);
@@ -322,7 +322,7 @@ impl Store for SqlStore {
         on_backend!(self, b => b.rotate(&key, &patch, expires, ids).await)
     }
 
-    async fn touch(&self, value: &str, expires: Expires) -> Result<bool, Error> {
+    async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, Error> {
         if !id::is_valid(value) {
             return Ok(false);
         }
@@ -354,7 +354,7 @@ impl fmt::Debug for SqlStore {
 }
 
 /// The TTL to write, in milliseconds.
-fn ttl_ms(expires: Expires) -> i64 {
+fn ttl_ms(expires: Deadline) -> i64 {
     i64::try_from(expires.ttl().as_millis())
         .unwrap_or(i64::MAX)
         .min(MAX_TTL_MS)

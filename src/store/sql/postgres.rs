@@ -6,9 +6,9 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 
 use super::format::Patch;
 use super::table::Table;
-use super::{ttl_ms, Failure, IdSource, Merged, CREATE_ATTEMPTS};
+use super::{ttl_ms, Failure, IdGenerator, Merged, CREATE_ATTEMPTS};
 use crate::error::Error;
-use crate::store::{storage_key, Expires, Updated};
+use crate::store::{storage_key, Deadline, Updated};
 
 /// A SQL string rendered once for the store's table.
 type Sql = Arc<str>;
@@ -131,8 +131,8 @@ impl PgBackend {
     pub(super) async fn create(
         &self,
         data: &str,
-        expires: Expires,
-        ids: &IdSource,
+        expires: Deadline,
+        ids: &IdGenerator,
     ) -> Result<String, Error> {
         for _ in 0..CREATE_ATTEMPTS {
             let id = ids();
@@ -174,7 +174,7 @@ impl PgBackend {
         &self,
         key: &str,
         patch: &Patch,
-        expires: Expires,
+        expires: Deadline,
     ) -> Result<Merged, Error> {
         let row = sqlx::query(AssertSqlSafe(self.sql.update.clone()))
             .bind(key)
@@ -198,8 +198,8 @@ impl PgBackend {
         &self,
         old: &str,
         patch: &Patch,
-        expires: Expires,
-        ids: &IdSource,
+        expires: Deadline,
+        ids: &IdGenerator,
     ) -> Result<Updated, Error> {
         let set = patch.set_object()?;
         for _ in 0..CREATE_ATTEMPTS {
@@ -232,7 +232,7 @@ impl PgBackend {
         Err(Error::store(Failure::NoFreeId))
     }
 
-    pub(super) async fn touch(&self, key: &str, expires: Expires) -> Result<bool, Error> {
+    pub(super) async fn touch(&self, key: &str, expires: Deadline) -> Result<bool, Error> {
         let done = sqlx::query(AssertSqlSafe(self.sql.touch.clone()))
             .bind(key)
             .bind(ttl_ms(expires))

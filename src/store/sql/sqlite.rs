@@ -8,9 +8,9 @@ use sqlx::{AssertSqlSafe, Row, Sqlite, SqlitePool};
 
 use super::format::Patch;
 use super::table::Table;
-use super::{ttl_ms, Failure, IdSource, Merged, CREATE_ATTEMPTS};
+use super::{ttl_ms, Failure, IdGenerator, Merged, CREATE_ATTEMPTS};
 use crate::error::Error;
-use crate::store::{storage_key, Expires, Updated};
+use crate::store::{storage_key, Deadline, Updated};
 
 type Sql = Arc<str>;
 
@@ -38,7 +38,7 @@ fn now_ms() -> i64 {
     i64::try_from(since.as_millis()).unwrap_or(i64::MAX)
 }
 
-fn until(expires: Expires) -> i64 {
+fn until(expires: Deadline) -> i64 {
     now_ms().saturating_add(ttl_ms(expires))
 }
 
@@ -124,8 +124,8 @@ impl SqliteBackend {
     pub(super) async fn create(
         &self,
         data: &str,
-        expires: Expires,
-        ids: &IdSource,
+        expires: Deadline,
+        ids: &IdGenerator,
     ) -> Result<String, Error> {
         for _ in 0..CREATE_ATTEMPTS {
             let id = ids();
@@ -166,7 +166,7 @@ impl SqliteBackend {
         key: &str,
         patch: &str,
         p: &Patch,
-        exp: Expires,
+        exp: Deadline,
     ) -> Result<Option<bool>, Error>
     where
         E: sqlx::Executor<'c, Database = Sqlite>,
@@ -188,7 +188,7 @@ impl SqliteBackend {
         &self,
         key: &str,
         patch: &Patch,
-        expires: Expires,
+        expires: Deadline,
     ) -> Result<Merged, Error> {
         let text = patch.merge_patch()?;
         if patch.sets_a_key() {
@@ -225,8 +225,8 @@ impl SqliteBackend {
         &self,
         old: &str,
         patch: &Patch,
-        expires: Expires,
-        ids: &IdSource,
+        expires: Deadline,
+        ids: &IdGenerator,
     ) -> Result<Updated, Error> {
         let text = patch.merge_patch()?;
         let mut tx = self
@@ -263,7 +263,7 @@ impl SqliteBackend {
         Err(Error::store(Failure::NoFreeId))
     }
 
-    pub(super) async fn touch(&self, key: &str, expires: Expires) -> Result<bool, Error> {
+    pub(super) async fn touch(&self, key: &str, expires: Deadline) -> Result<bool, Error> {
         let done = sqlx::query(AssertSqlSafe(self.sql.touch.clone()))
             .bind(key)
             .bind(until(expires))

@@ -7,7 +7,7 @@
 use std::time::{Duration, SystemTime};
 
 use serde_json::json;
-use sessio::store::{Expires, Record, Store};
+use sessio::store::{Deadline, Record, Store};
 use sessio::MemoryStore;
 
 fn rss_bytes() -> u64 {
@@ -48,7 +48,7 @@ async fn main() {
     // Room for every session measured: the default cap (100,000, split
     // across shards) would start evicting before the last ones.
     let store = MemoryStore::new().with_max_sessions(1_000_000);
-    let expires = Expires::new(
+    let expires = Deadline::new(
         SystemTime::now() + Duration::from_secs(3600),
         Duration::from_secs(3600),
     );
