@@ -88,6 +88,8 @@ impl RedisStoreBuilder {
 
     /// Replaces the id generator. Meant for tests that force id collisions;
     /// production code keeps the default CSPRNG ids.
+    #[cfg(any(test, feature = "test-util"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
     #[must_use]
     pub fn with_id_generator(mut self, ids: impl Fn() -> Id + Send + Sync + 'static) -> Self {
         self.ids = Box::new(ids);

@@ -202,6 +202,8 @@ impl SqlStore {
 
     /// Replaces the id generator. Meant for tests that force id collisions;
     /// production code keeps the default CSPRNG ids.
+    #[cfg(any(test, feature = "test-util"))]
+    #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
     #[must_use]
     pub fn with_id_generator(self, ids: impl Fn() -> Id + Send + Sync + 'static) -> Self {
         let (table, batch) = (self.inner.table.clone(), self.inner.sweep_batch);
