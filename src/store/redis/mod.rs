@@ -182,6 +182,19 @@ struct Inner {
 }
 
 impl RedisStore {
+    /// SECURITY J49 / J48: what an update or rotation writes can be read
+    /// back, and the request's copy of the record is within the size limit.
+    fn check_changes(&self, record: &Record, changes: &Changes) -> Result<(), Error> {
+        if changes
+            .set()
+            .filter_map(|k| record.get(k))
+            .any(value_nests_too_deep)
+        {
+            return Err(format::too_deep());
+        }
+        self.check_size(record)
+    }
+
     /// SECURITY J48: the request's copy of the record within the size limit.
     fn check_size(&self, record: &Record) -> Result<(), Error> {
         let Some(limit) = self.inner.max_record else {
@@ -256,14 +269,7 @@ impl Store for RedisStore {
         if !id::is_valid(value) {
             return Ok(Updated::Gone);
         }
-        if changes
-            .set()
-            .filter_map(|k| record.get(k))
-            .any(value_nests_too_deep)
-        {
-            return Err(format::too_deep());
-        }
-        self.check_size(record)?;
+        self.check_changes(record, changes)?;
         let key = self.key(value);
         let call = scripts().update(&key, record, changes, expires.ttl())?;
         match self.run::<i64>(call).await? {
@@ -292,14 +298,7 @@ impl Store for RedisStore {
         if !id::is_valid(old) {
             return Ok(Updated::Gone);
         }
-        if changes
-            .set()
-            .filter_map(|k| record.get(k))
-            .any(value_nests_too_deep)
-        {
-            return Err(format::too_deep());
-        }
-        self.check_size(record)?;
+        self.check_changes(record, changes)?;
         let call = scripts().take(&self.key(old), record, changes)?;
         let fields = match self.run::<Value>(call).await? {
             Value::Int(0) => return Ok(Updated::Gone),
