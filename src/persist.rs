@@ -153,8 +153,8 @@ impl<St: Store> LayerConfig<St> {
             return Ok(());
         };
         match self.apply(session, plan).await {
-            Ok(Outcome::Gone) => Err(Error::RecordGone),
-            Ok(_) => Ok(()),
+            Ok(true) => Err(Error::RecordGone),
+            Ok(false) => Ok(()),
             Err(err) => {
                 session.state().save_failed();
                 Err(err)
@@ -171,25 +171,22 @@ impl<St: Store> LayerConfig<St> {
     }
 
     /// Carries out a plan and records the outcome in the session, queueing its
-    /// `Set-Cookie`; on failure the plan goes back into the session.
-    pub(crate) async fn apply(&self, session: &Inner, plan: Plan) -> Result<Outcome, Error> {
+    /// `Set-Cookie`; on failure the plan goes back into the session. `true`
+    /// when the record turned out to be gone.
+    pub(crate) async fn apply(&self, session: &Inner, plan: Plan) -> Result<bool, Error> {
         let result = self.execute(session.slot, &plan).await;
         let cx = self.cx(session.slot);
         let mut st = session.state();
         match result {
             Ok(outcome) => {
-                let seen = match &outcome {
-                    Outcome::Gone => Outcome::Gone,
-                    Outcome::Emptied => Outcome::Emptied,
-                    _ => Outcome::Done,
-                };
-                if matches!(seen, Outcome::Gone) {
+                let gone = matches!(outcome, Outcome::Gone);
+                if gone {
                     // SECURITY G35: never resurrected; the response still goes out.
                     tracing::warn!(cookie = %cx.attrs.name,
                         "session record vanished before it could be saved; removing its cookie");
                 }
                 st.commit(&cx, plan, outcome);
-                Ok(seen)
+                Ok(gone)
             }
             Err(err) => {
                 st.restore(plan);
