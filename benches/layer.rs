@@ -18,8 +18,8 @@ use std::hint::black_box;
 use criterion::{criterion_group, criterion_main, Criterion};
 use http::header::{COOKIE, SET_COOKIE};
 use http::{Request, Response};
-use sessio::store::{Changes, Deadline, Record, Store, Updated};
-use sessio::{CookieStore, Error, Id, Key, MemoryStore, Session, SessionLayer};
+use sessio::store::{Changes, Deadline, Record, Store, StoreError, Updated};
+use sessio::{CookieStore, Id, Key, MemoryStore, Session, SessionLayer};
 use tower::ServiceExt;
 
 async fn handler(req: Request<String>) -> Result<Response<String>, Infallible> {
@@ -142,10 +142,10 @@ struct FixedId;
 const FIXED_ID: &str = "AAAAAAAAAAAAAAAAAAAAAA";
 
 impl Store for FixedId {
-    async fn create(&self, _: &Record, _: Deadline) -> Result<String, Error> {
+    async fn create(&self, _: &Record, _: Deadline) -> Result<String, StoreError> {
         Ok(FIXED_ID.to_owned())
     }
-    async fn load(&self, _: &str) -> Result<Option<Record>, Error> {
+    async fn load(&self, _: &str) -> Result<Option<Record>, StoreError> {
         Ok(Some(Record::new()))
     }
     async fn update(
@@ -154,7 +154,7 @@ impl Store for FixedId {
         _: &Record,
         _: &Changes,
         _: Deadline,
-    ) -> Result<Updated, Error> {
+    ) -> Result<Updated, StoreError> {
         Ok(Updated::Written(value.to_owned()))
     }
     async fn rotate(
@@ -163,13 +163,13 @@ impl Store for FixedId {
         _: &Record,
         _: &Changes,
         _: Deadline,
-    ) -> Result<Updated, Error> {
+    ) -> Result<Updated, StoreError> {
         Ok(Updated::Written(FIXED_ID.to_owned()))
     }
-    async fn touch(&self, _: &str, _: Deadline) -> Result<bool, Error> {
+    async fn touch(&self, _: &str, _: Deadline) -> Result<bool, StoreError> {
         Ok(true)
     }
-    async fn delete(&self, _: &str) -> Result<(), Error> {
+    async fn delete(&self, _: &str) -> Result<(), StoreError> {
         Ok(())
     }
 }

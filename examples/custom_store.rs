@@ -15,7 +15,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::types::Type;
 use rusqlite::{params, Connection, OptionalExtension};
-use sessio::store::{storage_key, Changes, Deadline, Record, Store, Updated};
+use sessio::store::{storage_key, Changes, Deadline, Record, Store, StoreError, Updated};
 use sessio::{Error, Id};
 
 /// Sessions in a SQLite table, keyed by a hash of the id (a leaked database
@@ -42,7 +42,7 @@ impl SqliteStore {
     async fn db<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection, i64) -> rusqlite::Result<T> + Send + 'static,
-    ) -> Result<T, Error> {
+    ) -> Result<T, StoreError> {
         let conn = self.conn.clone();
         let run = move || {
             f(
@@ -52,8 +52,8 @@ impl SqliteStore {
         };
         tokio::task::spawn_blocking(run)
             .await
-            .map_err(Error::store)?
-            .map_err(Error::store)
+            .map_err(StoreError::backend)?
+            .map_err(StoreError::backend)
     }
 }
 
@@ -75,8 +75,8 @@ fn live(conn: &Connection, key: &str, now: i64) -> rusqlite::Result<Option<Recor
 }
 
 impl Store for SqliteStore {
-    async fn create(&self, record: &Record, expires: Deadline) -> Result<String, Error> {
-        let data = serde_json::to_string(record).map_err(Error::store)?;
+    async fn create(&self, record: &Record, expires: Deadline) -> Result<String, StoreError> {
+        let data = serde_json::to_string(record).map_err(StoreError::encode)?;
         self.db(move |conn, now| {
             // Expired rows go first (the table's only clean-up); then a live
             // row is never overwritten: on an id collision, try another id.
@@ -93,7 +93,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn load(&self, value: &str) -> Result<Option<Record>, Error> {
+    async fn load(&self, value: &str) -> Result<Option<Record>, StoreError> {
         let Some(id) = Id::parse(value) else {
             return Ok(None);
         };
@@ -107,7 +107,7 @@ impl Store for SqliteStore {
         record: &Record,
         changes: &Changes,
         expires: Deadline,
-    ) -> Result<Updated, Error> {
+    ) -> Result<Updated, StoreError> {
         let Some(id) = Id::parse(value) else {
             return Ok(Updated::Gone);
         };
@@ -139,7 +139,7 @@ impl Store for SqliteStore {
         record: &Record,
         changes: &Changes,
         expires: Deadline,
-    ) -> Result<Updated, Error> {
+    ) -> Result<Updated, StoreError> {
         let Some(id) = Id::parse(old) else {
             return Ok(Updated::Gone);
         };
@@ -170,7 +170,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, Error> {
+    async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, StoreError> {
         let Some(id) = Id::parse(value) else {
             return Ok(false);
         };
@@ -182,7 +182,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete(&self, value: &str) -> Result<(), Error> {
+    async fn delete(&self, value: &str) -> Result<(), StoreError> {
         let Some(id) = Id::parse(value) else {
             return Ok(());
         };

@@ -4,7 +4,7 @@ use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
 
-/// A boxed error from a store backend, as [`Error::store`] takes it.
+/// A boxed error from a store backend, as [`StoreError::backend`] takes it.
 pub type BoxError = Box<dyn StdError + Send + Sync + 'static>;
 
 /// A shared backend error, kept as the `source()` of [`Error`] (shared so that
@@ -70,26 +70,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// Wraps a backend error as [`Error::Store`].
-    ///
-    /// A `serde_json::Error` is kept as a [`ValueError`], without the value
-    /// its message would quote; the same holds for [`Error::unreadable`] and
-    /// [`Error::unavailable`].
-    pub fn store(err: impl Into<BoxError>) -> Self {
-        Self::Store(value_free(err.into()))
-    }
-
-    /// Wraps a decoding error as [`Error::Unreadable`]: the record exists but
-    /// cannot be read back.
-    pub fn unreadable(err: impl Into<BoxError>) -> Self {
-        Self::Unreadable(value_free(err.into()))
-    }
-
-    /// Wraps a backend error as [`Error::StoreUnavailable`] (answered with 503).
-    pub fn unavailable(err: impl Into<BoxError>) -> Self {
-        Self::StoreUnavailable(value_free(err.into()))
-    }
-
     pub(crate) fn serialize(err: serde_json::Error) -> Self {
         Self::Serialize(ValueError::from_json(&err))
     }
@@ -120,6 +100,102 @@ fn value_free(err: BoxError) -> SharedError {
     match err.downcast_ref::<serde_json::Error>() {
         Some(json) => Arc::new(ValueError::from_json(json)),
         None => Arc::from(err),
+    }
+}
+
+/// What a [`Store`](crate::store::Store) reports when it fails.
+///
+/// A store's own error type, so a store can say only what a store means: it
+/// could not reach its backend, it found a record it cannot read, it could
+/// not encode one, the record is over its size limit, or the backend failed
+/// in another way. The layer turns it into an [`Error`] (see the `From`
+/// impl), answering 503 for [`StoreError::Unavailable`] and 500 for the rest;
+/// an unreadable record found while loading is deleted and replaced by a
+/// fresh session instead.
+///
+/// `Display` is a fixed text per variant. A `serde_json::Error` handed to a
+/// constructor is kept as a [`ValueError`], without the value its message
+/// would quote.
+///
+/// ```
+/// use sessio::store::StoreError;
+/// use sessio::Error;
+///
+/// let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+/// let err = StoreError::unavailable(refused);
+/// assert_eq!(err.to_string(), "the session store is unavailable");
+/// let err = Error::from(err);
+/// assert_eq!(err.status(), http::StatusCode::SERVICE_UNAVAILABLE);
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The backend could not be reached (connection refused, timeout, pool
+    /// exhausted, shutting down). Becomes [`Error::StoreUnavailable`] (503).
+    #[error("the session store is unavailable")]
+    Unavailable(#[source] SharedError),
+    /// A stored record exists but cannot be decoded. Becomes
+    /// [`Error::Unreadable`]; when loading, the layer deletes the record and
+    /// starts a fresh session.
+    #[error("the stored session record is unreadable")]
+    Unreadable(#[source] SharedError),
+    /// The record could not be encoded for the backend. Becomes
+    /// [`Error::Serialize`].
+    #[error("could not encode the session record")]
+    Encode(#[source] ValueError),
+    /// The record is over the store's size limit and was not saved. Becomes
+    /// [`Error::RecordTooLarge`].
+    #[error("session record would be {size} bytes, over the store's {limit}-byte limit")]
+    TooLarge {
+        /// Size of the record, in bytes.
+        size: usize,
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The backend failed in another way (a bad reply, an I/O error, a
+    /// constraint). Becomes [`Error::Store`] (500).
+    #[error("the session store failed")]
+    Backend(#[source] SharedError),
+}
+
+impl StoreError {
+    /// Wraps a backend error as [`StoreError::Backend`].
+    pub fn backend(err: impl Into<BoxError>) -> Self {
+        Self::Backend(value_free(err.into()))
+    }
+
+    /// Wraps a backend error as [`StoreError::Unavailable`] (answered with 503).
+    pub fn unavailable(err: impl Into<BoxError>) -> Self {
+        Self::Unavailable(value_free(err.into()))
+    }
+
+    /// Wraps a decoding error as [`StoreError::Unreadable`]: the record exists
+    /// but cannot be read back.
+    pub fn unreadable(err: impl Into<BoxError>) -> Self {
+        Self::Unreadable(value_free(err.into()))
+    }
+
+    /// Wraps a serialization error as [`StoreError::Encode`], keeping only
+    /// its kind and position.
+    pub fn encode(err: serde_json::Error) -> Self {
+        Self::Encode(ValueError::from_json(&err))
+    }
+
+    /// `true` when the error means the backend could not be reached.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(err: StoreError) -> Self {
+        match err {
+            StoreError::Unavailable(e) => Self::StoreUnavailable(e),
+            StoreError::Unreadable(e) => Self::Unreadable(e),
+            StoreError::Encode(e) => Self::Serialize(e),
+            StoreError::TooLarge { size, limit } => Self::RecordTooLarge { size, limit },
+            StoreError::Backend(e) => Self::Store(e),
+        }
     }
 }
 
@@ -303,16 +379,58 @@ mod tests {
             "{}",
             said(&err)
         );
-        let err = Error::unreadable(serde_json::from_str::<u64>(r#""hunter2""#).unwrap_err());
+        let err = Error::from(StoreError::unreadable(
+            serde_json::from_str::<u64>(r#""hunter2""#).unwrap_err(),
+        ));
         assert!(
             said(&err).contains("expected type or shape"),
             "{}",
             said(&err)
         );
         assert!(!said(&err).contains("hunter2"), "{}", said(&err));
-        let err = Error::store(std::io::Error::other("kept as it is"));
+        let err = Error::from(StoreError::backend(std::io::Error::other("kept as it is")));
         assert!(said(&err).contains("kept as it is"), "{}", said(&err));
         let err = Error::deserialize(serde_json::from_str::<Vec<u8>>("[1, 2").unwrap_err());
         assert!(said(&err).contains("ends too early"), "{}", said(&err));
+    }
+
+    #[test]
+    fn a_store_error_becomes_the_error_and_status_handlers_see() {
+        let io = || std::io::Error::other("backend said no");
+        let json = || serde_json::from_str::<u64>("x").unwrap_err();
+        let cases: [(StoreError, fn(&Error) -> bool, u16); 5] = [
+            (
+                StoreError::unavailable(io()),
+                |e| matches!(e, Error::StoreUnavailable(_)),
+                503,
+            ),
+            (
+                StoreError::backend(io()),
+                |e| matches!(e, Error::Store(_)),
+                500,
+            ),
+            (
+                StoreError::unreadable(json()),
+                |e| matches!(e, Error::Unreadable(_)),
+                500,
+            ),
+            (
+                StoreError::encode(json()),
+                |e| matches!(e, Error::Serialize(_)),
+                500,
+            ),
+            (
+                StoreError::TooLarge { size: 9, limit: 8 },
+                |e| matches!(e, Error::RecordTooLarge { size: 9, limit: 8 }),
+                500,
+            ),
+        ];
+        for (store, is, status) in cases {
+            let unavailable = store.is_unavailable();
+            let err = Error::from(store);
+            assert!(is(&err), "{err:?}");
+            assert_eq!(err.status().as_u16(), status, "{err:?}");
+            assert_eq!(unavailable, status == 503);
+        }
     }
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::clock::{unix_secs, Clock};
 use crate::codec::{Codec, Protection, MAX_COOKIE_LEN};
 use crate::config::CookieAttrs;
-use crate::error::Error;
+use crate::error::{Error, StoreError};
 use crate::expiry::{Expiry, Refresh};
 use crate::session::Inner;
 use crate::state::{Cx, Op, Outcome, Plan};
@@ -115,7 +115,7 @@ impl<St: Store> LayerConfig<St> {
                     // SECURITY A3: unknown or expired id → try the next, then fresh.
                     tracing::warn!(cookie = %name, "session not found in store");
                 }
-                Err(Error::Unreadable(err)) => {
+                Err(StoreError::Unreadable(err)) => {
                     // SECURITY I44: no session, not a 500 on every request.
                     tracing::error!(cookie = %name, error = %err,
                         "session record unreadable; deleting it and starting a fresh session");
@@ -125,6 +125,7 @@ impl<St: Store> LayerConfig<St> {
                     }
                 }
                 Err(err) => {
+                    let err = Error::from(err);
                     tracing::error!(
                         cookie = %name,
                         error = %err,

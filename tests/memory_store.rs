@@ -157,7 +157,7 @@ async fn records_over_the_size_limit_are_refused() {
         .await
         .unwrap_err();
     assert!(
-        matches!(err, sessio::Error::RecordTooLarge { limit: 200, .. }),
+        matches!(err, sessio::store::StoreError::TooLarge { limit: 200, .. }),
         "{err:?}"
     );
     let app = routes().layer(sessio::SessionLayer::new(store.clone(), key()));

@@ -268,7 +268,7 @@ async fn statement_timeout_bounds_a_stuck_statement_with_a_503() {
         .await;
     let took = start.elapsed();
     assert!(
-        matches!(got, Err(sessio::Error::StoreUnavailable(_))),
+        matches!(got, Err(sessio::store::StoreError::Unavailable(_))),
         "{got:?}"
     );
     assert!(took < BOUND, "took {took:?}");

@@ -10,8 +10,9 @@ use common::postgres::PgServer;
 use serde_json::json;
 use sessio::store::sqlx::postgres::PgPoolOptions;
 use sessio::store::sqlx::PgPool;
+use sessio::store::StoreError;
 use sessio::store::{storage_key, Store};
-use sessio::{ConfigError, Error, SqlStore};
+use sessio::{ConfigError, SqlStore};
 use sql_scenarios::{expires_in, record};
 
 async fn store(server: &PgServer) -> (SqlStore, PgPool) {
@@ -120,7 +121,10 @@ async fn rows_hold_hashed_ids_and_corrupt_rows_are_unreadable() {
         &v,
     )
     .await;
-    assert!(matches!(store.load(&v).await, Err(Error::Unreadable(_))));
+    assert!(matches!(
+        store.load(&v).await,
+        Err(StoreError::Unreadable(_))
+    ));
 }
 
 #[tokio::test]
@@ -168,7 +172,7 @@ async fn migrate_is_idempotent_and_table_names_are_validated() {
     assert_eq!(index, 1);
     for bad in ["", "a;drop table x", "x\"y", "a.b.c", "1a", "s'--"] {
         match store.clone().with_table_name(bad) {
-            Err(Error::Config(ConfigError::InvalidTableName)) => {}
+            Err(ConfigError::InvalidTableName) => {}
             other => panic!("{bad:?}: {other:?}"),
         }
     }

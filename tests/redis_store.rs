@@ -14,6 +14,7 @@ use http::StatusCode;
 use serde_json::json;
 use sessio::clock::ManualClock;
 use sessio::store::deadpool_redis::redis::AsyncCommands;
+use sessio::store::StoreError;
 use sessio::store::{storage_key, Changes, Deadline, Record, Store, Updated};
 use sessio::{Error, Expiry, Id, RedisStore, SessionLayer};
 use tokio::sync::Barrier;
@@ -221,7 +222,7 @@ async fn forced_id_collision_regenerates() {
         .connect(&server.url())
         .expect("store");
     let err = stuck.create(&b, expires_in(60)).await.unwrap_err();
-    assert!(matches!(err, Error::Store(_)), "{err:?}");
+    assert!(matches!(err, StoreError::Backend(_)), "{err:?}");
     assert_eq!(store.load(&first).await.expect("load"), Some(a));
 }
 
@@ -302,16 +303,25 @@ async fn foreign_and_corrupt_records_are_not_sessions() {
     let _: () = raw.hset(&key, "user", "{not json").await.expect("hset");
     let err = store.load(id.as_str()).await.unwrap_err();
     // SECURITY I44: ours but unreadable; the layer deletes it and starts afresh.
-    assert!(matches!(err, Error::Unreadable(_)), "corrupt JSON: {err:?}");
+    assert!(
+        matches!(err, StoreError::Unreadable(_)),
+        "corrupt JSON: {err:?}"
+    );
 
     let _: () = raw.hset(&key, "\0v", "2").await.expect("hset");
     let err = store.load(id.as_str()).await.unwrap_err();
-    assert!(matches!(err, Error::Store(_)), "unknown version: {err:?}");
+    assert!(
+        matches!(err, StoreError::Backend(_)),
+        "unknown version: {err:?}"
+    );
 
     let _: () = raw.set(&key, "a string").await.expect("set");
     let err = store.load(id.as_str()).await.unwrap_err();
-    assert!(matches!(err, Error::Store(_)), "wrong type: {err:?}");
-    assert_eq!(err.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(matches!(err, StoreError::Backend(_)), "wrong type: {err:?}");
+    assert_eq!(
+        sessio::Error::from(err).status(),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
 }
 
 #[tokio::test]
@@ -390,7 +400,7 @@ async fn records_over_the_size_limit_are_refused() {
         .collect();
     let err = store.create(&big, expires_in(60)).await.unwrap_err();
     assert!(
-        matches!(err, Error::RecordTooLarge { limit: 200, .. }),
+        matches!(err, StoreError::TooLarge { limit: 200, .. }),
         "{err:?}"
     );
     assert_eq!(server.cli(&["DBSIZE"]), "0");
@@ -401,6 +411,6 @@ async fn records_over_the_size_limit_are_refused() {
         .update(&id, &big, &c, expires_in(60))
         .await
         .unwrap_err();
-    assert!(matches!(err, Error::RecordTooLarge { .. }), "{err:?}");
+    assert!(matches!(err, StoreError::TooLarge { .. }), "{err:?}");
     assert_eq!(store.load(&id).await.expect("load"), Some(small));
 }

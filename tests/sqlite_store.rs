@@ -7,8 +7,9 @@ use std::path::Path;
 
 use serde_json::json;
 use sessio::store::sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
+use sessio::store::StoreError;
 use sessio::store::{storage_key, Store};
-use sessio::{ConfigError, Error, SqlStore};
+use sessio::{ConfigError, SqlStore};
 use sql_scenarios::{expires_in, record};
 
 async fn pool(file: &Path) -> SqlitePool {
@@ -136,7 +137,10 @@ async fn rows_hold_hashed_ids_and_corrupt_rows_are_unreadable() {
         &v,
     )
     .await;
-    assert!(matches!(store.load(&v).await, Err(Error::Unreadable(_))));
+    assert!(matches!(
+        store.load(&v).await,
+        Err(StoreError::Unreadable(_))
+    ));
 }
 
 #[tokio::test]
@@ -190,7 +194,7 @@ async fn migrate_is_idempotent_and_table_names_are_validated() {
     assert_eq!(index, 1);
     for bad in ["", "a;drop table x", "x\"y", "a.b.c", "1a", "sessions--"] {
         match store.clone().with_table_name(bad) {
-            Err(Error::Config(ConfigError::InvalidTableName)) => {}
+            Err(ConfigError::InvalidTableName) => {}
             other => panic!("{bad:?}: {other:?}"),
         }
     }
@@ -220,7 +224,7 @@ async fn a_database_locked_past_the_busy_timeout_is_unavailable() {
     let got = store
         .create(&record(&[("a", json!(1))]), expires_in(60))
         .await;
-    assert!(matches!(got, Err(Error::StoreUnavailable(_))), "{got:?}");
+    assert!(matches!(got, Err(StoreError::Unavailable(_))), "{got:?}");
     drop(lock);
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     assert!(store

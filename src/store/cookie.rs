@@ -45,7 +45,7 @@
 //! - **Hold much.** Browsers keep about 4 KiB of cookie name plus value. The
 //!   envelope costs 53 bytes before base64, which then adds a third, so about
 //!   3 KB of JSON fit. A save that would exceed 4096 bytes fails with
-//!   [`Error::CookieTooLarge`]: the response is the layer's error handler's
+//!   [`Error::CookieTooLarge`](crate::Error::CookieTooLarge): the response is the layer's error handler's
 //!   (500 by default), no `Set-Cookie` is sent, and a `tracing` ERROR gives
 //!   the size and the limit. Every request carries the whole cookie, too.
 //! - **Merge concurrent changes.** Two requests in flight each answer with a
@@ -87,7 +87,7 @@
 use serde::ser::Error as _;
 
 use super::{Changes, Deadline, Protection, Record, Store, Updated};
-use crate::error::Error;
+use crate::error::StoreError;
 
 /// Keeps the whole session in the cookie, encrypted by default.
 ///
@@ -141,13 +141,13 @@ impl CookieStore {
     }
 
     /// The session data as the cookie carries it.
-    fn seal(record: &Record) -> Result<String, Error> {
+    fn seal(record: &Record) -> Result<String, StoreError> {
         if record.nests_too_deep() {
-            return Err(Error::serialize(serde_json::Error::custom(
+            return Err(StoreError::encode(serde_json::Error::custom(
                 "session data nests too deeply for the cookie store",
             )));
         }
-        serde_json::to_string(record).map_err(Error::serialize)
+        serde_json::to_string(record).map_err(StoreError::encode)
     }
 }
 
@@ -160,13 +160,13 @@ impl Store for CookieStore {
         true
     }
 
-    async fn create(&self, record: &Record, _expires: Deadline) -> Result<String, Error> {
+    async fn create(&self, record: &Record, _expires: Deadline) -> Result<String, StoreError> {
         Self::seal(record)
     }
 
     /// Only values the layer verified arrive here, so anything that does not
     /// parse is a bug or an old format: answered as "no session", never an error.
-    async fn load(&self, value: &str) -> Result<Option<Record>, Error> {
+    async fn load(&self, value: &str) -> Result<Option<Record>, StoreError> {
         Ok(serde_json::from_str(value).ok())
     }
 
@@ -179,7 +179,7 @@ impl Store for CookieStore {
         record: &Record,
         _changes: &Changes,
         _expires: Deadline,
-    ) -> Result<Updated, Error> {
+    ) -> Result<Updated, StoreError> {
         if record.is_empty() {
             return Ok(Updated::Emptied);
         }
@@ -195,18 +195,18 @@ impl Store for CookieStore {
         record: &Record,
         changes: &Changes,
         expires: Deadline,
-    ) -> Result<Updated, Error> {
+    ) -> Result<Updated, StoreError> {
         self.update(old, record, changes, expires).await
     }
 
     /// The expiry lives in the envelope the layer seals, so the layer re-seals
     /// the same data with the new expiry; nothing to do here.
-    async fn touch(&self, _value: &str, _expires: Deadline) -> Result<bool, Error> {
+    async fn touch(&self, _value: &str, _expires: Deadline) -> Result<bool, StoreError> {
         Ok(true)
     }
 
     /// Nothing is kept on the server; the layer sends the removal cookie.
-    async fn delete(&self, _value: &str) -> Result<(), Error> {
+    async fn delete(&self, _value: &str) -> Result<(), StoreError> {
         Ok(())
     }
 }
@@ -258,12 +258,12 @@ mod tests {
         let json = serde_json::to_string(&too_deep).unwrap();
         assert!(s.load(&json).await.unwrap().is_none(), "limit moved");
         let err = s.create(&too_deep, expires()).await.unwrap_err();
-        assert!(matches!(err, Error::Serialize(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Encode(_)), "{err:?}");
         let err = s
             .update("", &too_deep, &Changes::default(), expires())
             .await
             .unwrap_err();
-        assert!(matches!(err, Error::Serialize(_)), "{err:?}");
+        assert!(matches!(err, StoreError::Encode(_)), "{err:?}");
     }
 
     // serde_json's default float parsing may miss by one ulp; the crate turns

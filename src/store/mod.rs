@@ -27,10 +27,11 @@
 //!   start with `\0`, any Unicode.
 //! - `touch` extends the TTL without rewriting data.
 //! - Expiry is given as [`Deadline`]; the store forgets the record after it.
-//! - Unreachable backends answer [`Error::StoreUnavailable`] (the layer answers
-//!   503); a record that exists but cannot be decoded [`Error::Unreadable`]
+//! - Failures are a [`StoreError`]: an unreachable backend answers
+//!   [`StoreError::Unavailable`] (the layer answers 503); a record that exists
+//!   but cannot be decoded [`StoreError::Unreadable`]
 //!   (the layer deletes it and starts a fresh session); other failures
-//!   [`Error::Store`] (500).
+//!   [`StoreError::Backend`] (500).
 //!
 //! [`test_util`](crate::test_util) (feature `test-util`) checks all of this
 //! against any store.
@@ -44,8 +45,8 @@
 //! use std::sync::{Arc, Mutex};
 //! use std::time::SystemTime;
 //!
-//! use sessio::store::{Changes, Deadline, Record, Store, Updated};
-//! use sessio::{Error, Id};
+//! use sessio::store::{Changes, Deadline, Record, Store, StoreError, Updated};
+//! use sessio::Id;
 //!
 //! #[derive(Clone, Default)]
 //! struct MapStore {
@@ -61,7 +62,7 @@
 //! }
 //!
 //! impl Store for MapStore {
-//!     async fn create(&self, record: &Record, expires: Deadline) -> Result<String, Error> {
+//!     async fn create(&self, record: &Record, expires: Deadline) -> Result<String, StoreError> {
 //!         let mut rows = self.rows.lock().unwrap();
 //!         loop {
 //!             let id = Id::generate().as_str().to_owned();
@@ -72,7 +73,7 @@
 //!         }
 //!     }
 //!
-//!     async fn load(&self, value: &str) -> Result<Option<Record>, Error> {
+//!     async fn load(&self, value: &str) -> Result<Option<Record>, StoreError> {
 //!         Ok(self.live(value))
 //!     }
 //!
@@ -82,7 +83,7 @@
 //!         record: &Record,
 //!         changes: &Changes,
 //!         expires: Deadline,
-//!     ) -> Result<Updated, Error> {
+//!     ) -> Result<Updated, StoreError> {
 //!         let mut rows = self.rows.lock().unwrap();
 //!         let Some((stored, at)) = rows.get_mut(value).filter(|(_, at)| *at > SystemTime::now())
 //!         else {
@@ -103,7 +104,7 @@
 //!         record: &Record,
 //!         changes: &Changes,
 //!         expires: Deadline,
-//!     ) -> Result<Updated, Error> {
+//!     ) -> Result<Updated, StoreError> {
 //!         // One lock around the check, the removal and the insert: atomic.
 //!         let mut rows = self.rows.lock().unwrap();
 //!         let Some((mut stored, at)) = rows.remove(old) else {
@@ -125,7 +126,7 @@
 //!         }
 //!     }
 //!
-//!     async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, Error> {
+//!     async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, StoreError> {
 //!         let mut rows = self.rows.lock().unwrap();
 //!         match rows.get_mut(value) {
 //!             Some((_, at)) if *at > SystemTime::now() => {
@@ -136,7 +137,7 @@
 //!         }
 //!     }
 //!
-//!     async fn delete(&self, value: &str) -> Result<(), Error> {
+//!     async fn delete(&self, value: &str) -> Result<(), StoreError> {
 //!         self.rows.lock().unwrap().remove(value);
 //!         Ok(())
 //!     }
@@ -149,7 +150,7 @@
 use std::future::Future;
 
 pub use crate::codec::Protection;
-use crate::error::Error;
+pub use crate::error::StoreError;
 
 mod record;
 pub use record::{Changes, Deadline, Record};
@@ -218,11 +219,11 @@ pub trait Store: Send + Sync + 'static {
         &self,
         record: &Record,
         expires: Deadline,
-    ) -> impl Future<Output = Result<String, Error>> + Send;
+    ) -> impl Future<Output = Result<String, StoreError>> + Send;
 
     /// The record for a cookie value, or `None` when there is none (unknown,
     /// deleted, expired or malformed).
-    fn load(&self, value: &str) -> impl Future<Output = Result<Option<Record>, Error>> + Send;
+    fn load(&self, value: &str) -> impl Future<Output = Result<Option<Record>, StoreError>> + Send;
 
     /// Applies `changes` to the stored record (new values taken from
     /// `record`, the request's copy) and sets its expiry.
@@ -237,7 +238,7 @@ pub trait Store: Send + Sync + 'static {
         record: &Record,
         changes: &Changes,
         expires: Deadline,
-    ) -> impl Future<Output = Result<Updated, Error>> + Send;
+    ) -> impl Future<Output = Result<Updated, StoreError>> + Send;
 
     /// Moves the record under `old` to a new value (a freshly minted id),
     /// applying `changes` as [`update`](Self::update) does, and deletes the
@@ -253,7 +254,7 @@ pub trait Store: Send + Sync + 'static {
         record: &Record,
         changes: &Changes,
         expires: Deadline,
-    ) -> impl Future<Output = Result<Updated, Error>> + Send;
+    ) -> impl Future<Output = Result<Updated, StoreError>> + Send;
 
     /// Extends the record's expiry without rewriting it; `false` when the
     /// record no longer exists.
@@ -261,10 +262,10 @@ pub trait Store: Send + Sync + 'static {
         &self,
         value: &str,
         expires: Deadline,
-    ) -> impl Future<Output = Result<bool, Error>> + Send;
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Deletes the record; deleting a missing record is not an error.
-    fn delete(&self, value: &str) -> impl Future<Output = Result<(), Error>> + Send;
+    fn delete(&self, value: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// The absolute timeout a layer over a client-side store

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 
 use super::changes;
-use crate::error::Error;
+use crate::error::StoreError;
 use crate::store::{Deadline, Record, Store, Updated};
 
 fn expires_in(secs: u64) -> Deadline {
@@ -28,7 +28,7 @@ fn sample() -> Record {
 
 pub(super) async fn must<T>(
     what: &str,
-    f: impl std::future::Future<Output = Result<T, Error>>,
+    f: impl std::future::Future<Output = Result<T, StoreError>>,
 ) -> T {
     match f.await {
         Ok(v) => v,

@@ -11,8 +11,8 @@ use axum::http::{header, Request, Response, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use http_body_util::BodyExt;
-use sessio::store::{Changes, Deadline, Record, Store, Updated};
-use sessio::{Error, Key, MemoryStore, Session};
+use sessio::store::{Changes, Deadline, Record, Store, StoreError, Updated};
+use sessio::{Key, MemoryStore, Session};
 use tower::ServiceExt;
 
 #[cfg(feature = "postgres")]
@@ -77,23 +77,23 @@ impl<S> TestStore<S> {
         self.fail.lock().unwrap().clear();
     }
 
-    fn enter(&self, op: &'static str) -> Result<(), Error> {
+    fn enter(&self, op: &'static str) -> Result<(), StoreError> {
         self.ops.lock().unwrap().push(op);
         match self.fail.lock().unwrap().get(op) {
-            Some(Fail::Unavailable) => Err(Error::unavailable("connection refused")),
-            Some(Fail::Broken) => Err(Error::store("corrupt reply")),
-            Some(Fail::Unreadable) => Err(Error::unreadable("bad JSON")),
+            Some(Fail::Unavailable) => Err(StoreError::unavailable("connection refused")),
+            Some(Fail::Broken) => Err(StoreError::backend("corrupt reply")),
+            Some(Fail::Unreadable) => Err(StoreError::unreadable("bad JSON")),
             None => Ok(()),
         }
     }
 }
 
 impl<S: Store + Clone> Store for TestStore<S> {
-    async fn create(&self, record: &Record, expires: Deadline) -> Result<String, Error> {
+    async fn create(&self, record: &Record, expires: Deadline) -> Result<String, StoreError> {
         self.enter("create")?;
         self.inner.create(record, expires).await
     }
-    async fn load(&self, value: &str) -> Result<Option<Record>, Error> {
+    async fn load(&self, value: &str) -> Result<Option<Record>, StoreError> {
         self.enter("load")?;
         self.inner.load(value).await
     }
@@ -103,7 +103,7 @@ impl<S: Store + Clone> Store for TestStore<S> {
         record: &Record,
         changes: &Changes,
         expires: Deadline,
-    ) -> Result<Updated, Error> {
+    ) -> Result<Updated, StoreError> {
         self.enter("update")?;
         self.inner.update(value, record, changes, expires).await
     }
@@ -113,15 +113,15 @@ impl<S: Store + Clone> Store for TestStore<S> {
         record: &Record,
         changes: &Changes,
         expires: Deadline,
-    ) -> Result<Updated, Error> {
+    ) -> Result<Updated, StoreError> {
         self.enter("rotate")?;
         self.inner.rotate(old, record, changes, expires).await
     }
-    async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, Error> {
+    async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, StoreError> {
         self.enter("touch")?;
         self.inner.touch(value, expires).await
     }
-    async fn delete(&self, value: &str) -> Result<(), Error> {
+    async fn delete(&self, value: &str) -> Result<(), StoreError> {
         self.enter("delete")?;
         self.inner.delete(value).await
     }

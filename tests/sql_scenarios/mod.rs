@@ -12,8 +12,9 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
 use serde_json::{json, Value};
+use sessio::store::StoreError;
 use sessio::store::{Changes, Deadline, Record, Store, Updated};
-use sessio::{Error, Id, Session, SessionLayer, SqlStore};
+use sessio::{Id, Session, SessionLayer, SqlStore};
 
 use crate::common::{call, key};
 
@@ -223,7 +224,7 @@ pub async fn forced_collisions_mint_another_id(store: &SqlStore) {
     // Only colliding ids: a typed error, nothing overwritten.
     let stuck = store.clone().with_id_generator(move || first.clone());
     let err = stuck.create(&Record::new(), expires_in(60)).await;
-    assert!(matches!(err, Err(Error::Store(_))), "{err:?}");
+    assert!(matches!(err, Err(StoreError::Backend(_))), "{err:?}");
 }
 
 /// SECURITY J49: a value nested deeper than JSON reads back is refused at
@@ -238,7 +239,7 @@ pub async fn too_deep_values_are_refused_at_save(store: &SqlStore) {
     let err = store
         .create(&record(&[("deep", deep.clone())]), expires_in(60))
         .await;
-    assert!(matches!(err, Err(Error::Serialize(_))), "{err:?}");
+    assert!(matches!(err, Err(StoreError::Encode(_))), "{err:?}");
     let app = app(store.clone());
     let cookie = session(&app).await;
     let r = call(&app, &set_path("deep", &deep), Some(&cookie)).await;

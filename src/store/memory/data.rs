@@ -10,7 +10,7 @@ use serde::de::{Deserialize, DeserializeSeed, Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 use serde_json::Value;
 
-use crate::error::Error;
+use crate::error::StoreError;
 use crate::store::record::value_nests_too_deep;
 use crate::store::{Changes, Record};
 
@@ -21,13 +21,13 @@ pub(super) enum Data {
 }
 
 impl Data {
-    pub(super) fn new(record: &Record) -> Result<Self, Error> {
+    pub(super) fn new(record: &Record) -> Result<Self, StoreError> {
         if record.nests_too_deep() {
             return Ok(Self::Deep(record.clone()));
         }
         serde_json::to_string(record)
             .map(|s| Self::Json(s.into_boxed_str()))
-            .map_err(Error::serialize)
+            .map_err(StoreError::encode)
     }
 
     /// Bytes of JSON (for deep data, of its JSON had it been readable).
@@ -46,16 +46,16 @@ impl Data {
         }
     }
 
-    pub(super) fn record(&self) -> Result<Record, Error> {
+    pub(super) fn record(&self) -> Result<Record, StoreError> {
         match self {
-            Self::Json(json) => serde_json::from_str(json).map_err(Error::unreadable),
+            Self::Json(json) => serde_json::from_str(json).map_err(StoreError::unreadable),
             Self::Deep(record) => Ok(record.clone()),
         }
     }
 
     /// This data with `changes` applied, new values taken from `from`: the
     /// result of [`Record::apply`].
-    pub(super) fn apply(&self, changes: &Changes, from: &Record) -> Result<Self, Error> {
+    pub(super) fn apply(&self, changes: &Changes, from: &Record) -> Result<Self, StoreError> {
         if let Self::Json(json) = self {
             if let Some(merged) = merge(json, changes, from)? {
                 return Ok(Self::Json(merged));
@@ -69,7 +69,7 @@ impl Data {
 
 /// [`Record::apply`] on the JSON text; `None` when a new value nests too deep
 /// to stay JSON.
-fn merge(json: &str, changes: &Changes, from: &Record) -> Result<Option<Box<str>>, Error> {
+fn merge(json: &str, changes: &Changes, from: &Record) -> Result<Option<Box<str>>, StoreError> {
     let set = || {
         changes
             .set
@@ -92,8 +92,8 @@ fn merge(json: &str, changes: &Changes, from: &Record) -> Result<Option<Box<str>
             replaced: &replaced,
         }
         .deserialize(&mut de)
-        .map_err(Error::unreadable)?;
-        de.end().map_err(Error::unreadable)?;
+        .map_err(StoreError::unreadable)?;
+        de.end().map_err(StoreError::unreadable)?;
     }
     for (k, v) in set() {
         entry(&mut out, k, Err(v))?;
@@ -107,15 +107,15 @@ fn merge(json: &str, changes: &Changes, from: &Record) -> Result<Option<Box<str>
 /// Appends `"key":value` to an object being written, with a comma before it
 /// unless it is the first: `Ok` is JSON text copied as is, `Err` a value to
 /// encode.
-fn entry(out: &mut Vec<u8>, key: &str, value: Result<&str, &Value>) -> Result<(), Error> {
+fn entry(out: &mut Vec<u8>, key: &str, value: Result<&str, &Value>) -> Result<(), StoreError> {
     if out.len() > 1 {
         out.push(b',');
     }
-    serde_json::to_writer(&mut *out, key).map_err(Error::serialize)?;
+    serde_json::to_writer(&mut *out, key).map_err(StoreError::encode)?;
     out.push(b':');
     match value {
         Ok(raw) => out.extend_from_slice(raw.as_bytes()),
-        Err(v) => serde_json::to_writer(&mut *out, v).map_err(Error::serialize)?,
+        Err(v) => serde_json::to_writer(&mut *out, v).map_err(StoreError::encode)?,
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 use super::{Changes, Deadline, Record, Store, Updated};
 use crate::clock::{Clock, SystemClock};
-use crate::error::Error;
+use crate::error::StoreError;
 use crate::id::{self, Id};
 
 mod data;
@@ -106,7 +106,7 @@ impl MemoryStore {
     }
 
     /// The largest record the store accepts, in bytes of JSON; a save past it
-    /// fails with [`Error::RecordTooLarge`] (as gorilla's `MaxLength`).
+    /// fails with [`StoreError::TooLarge`] (as gorilla's `MaxLength`).
     /// Default none. Gives a new, empty store: call it when building the
     /// store.
     #[must_use]
@@ -161,9 +161,9 @@ impl MemoryStore {
     }
 
     /// `data` if it fits the size limit.
-    fn checked(&self, data: Data) -> Result<Data, Error> {
+    fn checked(&self, data: Data) -> Result<Data, StoreError> {
         match (self.inner.max_record, data.size()) {
-            (Some(limit), size) if size > limit => Err(Error::RecordTooLarge { size, limit }),
+            (Some(limit), size) if size > limit => Err(StoreError::TooLarge { size, limit }),
             _ => Ok(data),
         }
     }
@@ -206,12 +206,12 @@ fn digest(id: &str) -> [u8; 32] {
 }
 
 impl Store for MemoryStore {
-    async fn create(&self, record: &Record, expires: Deadline) -> Result<String, Error> {
+    async fn create(&self, record: &Record, expires: Deadline) -> Result<String, StoreError> {
         let data = self.checked(Data::new(record)?)?;
         Ok(self.insert_new(data, expires))
     }
 
-    async fn load(&self, value: &str) -> Result<Option<Record>, Error> {
+    async fn load(&self, value: &str) -> Result<Option<Record>, StoreError> {
         if !id::is_valid(value) {
             return Ok(None);
         }
@@ -227,7 +227,7 @@ impl Store for MemoryStore {
         record: &Record,
         changes: &Changes,
         expires: Deadline,
-    ) -> Result<Updated, Error> {
+    ) -> Result<Updated, StoreError> {
         if !id::is_valid(value) {
             return Ok(Updated::Gone);
         }
@@ -255,7 +255,7 @@ impl Store for MemoryStore {
         record: &Record,
         changes: &Changes,
         expires: Deadline,
-    ) -> Result<Updated, Error> {
+    ) -> Result<Updated, StoreError> {
         if !id::is_valid(old) {
             return Ok(Updated::Gone);
         }
@@ -273,7 +273,7 @@ impl Store for MemoryStore {
         Ok(Updated::Written(self.insert_new(merged, expires)))
     }
 
-    async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, Error> {
+    async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, StoreError> {
         if !id::is_valid(value) {
             return Ok(false);
         }
@@ -286,7 +286,7 @@ impl Store for MemoryStore {
             .is_some())
     }
 
-    async fn delete(&self, value: &str) -> Result<(), Error> {
+    async fn delete(&self, value: &str) -> Result<(), StoreError> {
         if id::is_valid(value) {
             let key = digest(value);
             self.shard(&key).remove(&key);

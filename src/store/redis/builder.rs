@@ -8,7 +8,7 @@ use deadpool_redis::{Manager, Pool, Runtime};
 
 use super::conn::{Backend, Timeouts};
 use super::{IdGenerator, RedisStore};
-use crate::error::{ConfigError, Error};
+use crate::error::{ConfigError, Error, StoreError};
 use crate::id::Id;
 
 const DEFAULT_PREFIX: &str = "session:";
@@ -45,7 +45,7 @@ impl Default for RedisStoreBuilder {
 impl RedisStoreBuilder {
     /// The largest record a save may write, in bytes of JSON (as gorilla's
     /// `MaxLength`): a request whose copy of the session is larger gets
-    /// [`Error::RecordTooLarge`](crate::Error::RecordTooLarge) and nothing is
+    /// [`StoreError::TooLarge`](crate::store::StoreError::TooLarge) and nothing is
     /// written. Default none.
     #[must_use]
     pub fn with_max_record_size(mut self, bytes: usize) -> Self {
@@ -111,12 +111,15 @@ impl RedisStoreBuilder {
         let config = AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.timeouts.connect))
             .set_response_timeout(None);
-        let manager = Manager::new_with_config(url, config).map_err(Error::store)?;
+        let manager = Manager::new_with_config(url, config)
+            .map_err(|e| Error::from(StoreError::backend(e)))?;
         let mut pool = Pool::builder(manager).runtime(Runtime::Tokio1);
         if let Some(size) = self.pool_size {
             pool = pool.max_size(size);
         }
-        let pool = pool.build().map_err(Error::store)?;
+        let pool = pool
+            .build()
+            .map_err(|e| Error::from(StoreError::backend(e)))?;
         self.build(pool)
     }
 
@@ -142,7 +145,7 @@ impl RedisStoreBuilder {
         config.pool = self.pool_size.map(deadpool_redis::PoolConfig::new);
         let pool = config
             .create_pool(Some(Runtime::Tokio1))
-            .map_err(Error::store)?;
+            .map_err(|e| Error::from(StoreError::backend(e)))?;
         self.build_cluster(pool)
     }
 
@@ -212,7 +215,7 @@ impl RedisStoreBuilder {
         config.pool = self.pool_size.map(deadpool_redis::PoolConfig::new);
         let pool = config
             .create_pool(Some(Runtime::Tokio1))
-            .map_err(Error::store)?;
+            .map_err(|e| Error::from(StoreError::backend(e)))?;
         self.build_sentinel(pool)
     }
 

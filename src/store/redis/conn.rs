@@ -14,7 +14,7 @@ use deadpool_redis::PoolError;
 
 use super::hold::{Holder, Shared, Source};
 use super::Failure;
-use crate::error::Error;
+use crate::error::StoreError;
 
 /// Where a store's connection comes from.
 pub(super) enum Backend {
@@ -99,7 +99,7 @@ impl Backend {
         &self,
         timeouts: Timeouts,
         request: impl Call,
-    ) -> Result<T, Error> {
+    ) -> Result<T, StoreError> {
         match self {
             Backend::Single(holder) => run(holder, timeouts, &request).await,
             #[cfg(feature = "redis-cluster")]
@@ -131,7 +131,7 @@ async fn run<P: Source, T: FromRedisValue + Send + 'static>(
     holder: &Holder<P>,
     timeouts: Timeouts,
     request: &impl Call,
-) -> Result<T, Error> {
+) -> Result<T, StoreError> {
     let mut shared = match holder.held_now() {
         Some(shared) => shared,
         None => dial(holder, timeouts).await?,
@@ -166,7 +166,7 @@ const IDLE: Duration = Duration::from_millis(1);
 
 /// A handle on the held connection, checking one out of the pool (dialling
 /// a new one if need be) when none is held.
-async fn dial<P: Source>(holder: &Holder<P>, timeouts: Timeouts) -> Result<Shared<P>, Error> {
+async fn dial<P: Source>(holder: &Holder<P>, timeouts: Timeouts) -> Result<Shared<P>, StoreError> {
     // Boxed: checking a connection out is rare, and its future (about
     // 10 KiB for the cluster pool's) would make every command's larger.
     Box::pin(within(timeouts.connect, holder.share()))
@@ -204,7 +204,7 @@ async fn send<C: ConnectionLike + Send, T: FromRedisValue + Send + 'static>(
 /// The outcome of [`send`]; the connection stays shared unless the command
 /// was cut off, the connection itself failed, or (Sentinel) it no longer
 /// points at the master.
-fn finish<P: Source, T>(result: Outcome<T>, shared: Shared<P>) -> Result<T, Error> {
+fn finish<P: Source, T>(result: Outcome<T>, shared: Shared<P>) -> Result<T, StoreError> {
     match result {
         Ok(Ok(value)) => {
             shared.release();
@@ -219,14 +219,14 @@ fn finish<P: Source, T>(result: Outcome<T>, shared: Shared<P>) -> Result<T, Erro
             Err(classify(err))
         }
         // Not released: the connection is discarded.
-        Err(_elapsed) => Err(Error::unavailable(Failure::CommandTimeout)),
+        Err(_elapsed) => Err(StoreError::unavailable(Failure::CommandTimeout)),
     }
 }
 
 /// `true` for a Redis that is up but refuses writes for now (see
 /// [`classify`]): a read may go on without the write it wanted.
-pub(super) fn refuses_writes(err: &Error) -> bool {
-    let Error::StoreUnavailable(err) = err else {
+pub(super) fn refuses_writes(err: &StoreError) -> bool {
+    let StoreError::Unavailable(err) = err else {
         return false;
     };
     let Some(err) = err.downcast_ref::<RedisError>() else {
@@ -236,18 +236,20 @@ pub(super) fn refuses_writes(err: &Error) -> bool {
         || matches!(err.code(), Some("OOM" | "MISCONF" | "NOREPLICAS"))
 }
 
-fn pool_error(err: PoolError) -> Error {
+fn pool_error(err: PoolError) -> StoreError {
     match err {
         PoolError::Backend(err) => classify(err),
-        PoolError::Timeout(_) | PoolError::Closed => Error::unavailable(Failure::PoolUnavailable),
-        err => Error::store(err),
+        PoolError::Timeout(_) | PoolError::Closed => {
+            StoreError::unavailable(Failure::PoolUnavailable)
+        }
+        err => StoreError::backend(err),
     }
 }
 
-async fn within<T>(limit: Duration, f: impl Future<Output = T>) -> Result<T, Error> {
+async fn within<T>(limit: Duration, f: impl Future<Output = T>) -> Result<T, StoreError> {
     tokio::time::timeout(limit, f)
         .await
-        .map_err(|_| Error::unavailable(Failure::ConnectTimeout))
+        .map_err(|_| StoreError::unavailable(Failure::ConnectTimeout))
 }
 
 /// The connection itself failed: its stream may be out of step with its
@@ -273,7 +275,7 @@ fn is_transport(err: &RedisError) -> bool {
 /// connection itself stays in the pool, and a refused script wrote nothing
 /// (Redis refuses a script's first write, before it changed anything).
 /// Sentinels that name no usable master are in the middle of a failover.
-fn classify(err: RedisError) -> Error {
+fn classify(err: RedisError) -> StoreError {
     let transient = is_transport(&err)
         || matches!(
             err.kind(),
@@ -289,9 +291,9 @@ fn classify(err: RedisError) -> Error {
         )
         || matches!(err.code(), Some("BUSY" | "OOM" | "MISCONF" | "NOREPLICAS"));
     if transient {
-        Error::unavailable(err)
+        StoreError::unavailable(err)
     } else {
-        Error::store(err)
+        StoreError::backend(err)
     }
 }
 
@@ -332,7 +334,7 @@ mod tests {
         for code in ["BUSY", "WRONGTYPE"] {
             assert!(!refuses_writes(&classify(server_error(code))), "{code}");
         }
-        assert!(!refuses_writes(&Error::unavailable(
+        assert!(!refuses_writes(&StoreError::unavailable(
             Failure::CommandTimeout
         )));
     }

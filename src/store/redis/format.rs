@@ -10,7 +10,7 @@ use std::borrow::Cow;
 use deadpool_redis::redis::Value;
 
 use super::Failure;
-use crate::error::Error;
+use crate::error::StoreError;
 use crate::store::Record;
 
 /// The reserved field that marks a hash as a session record.
@@ -84,8 +84,8 @@ pub(super) fn raw_fields(items: Vec<Value>) -> Result<Vec<Vec<u8>>, Failure> {
 
 /// The error for data nested deeper than JSON reads back: stored, it would
 /// make every later load of the session fail.
-pub(super) fn too_deep() -> Error {
-    Error::serialize(serde::ser::Error::custom(
+pub(super) fn too_deep() -> StoreError {
+    StoreError::encode(serde::ser::Error::custom(
         "session data nests too deeply for the redis store",
     ))
 }

@@ -7,7 +7,7 @@ use deadpool_redis::redis::{self, Value};
 
 use super::record::value_nests_too_deep;
 use super::{storage_key, Changes, Deadline, Record, Store, Updated};
-use crate::error::Error;
+use crate::error::StoreError;
 use crate::id;
 
 mod builder;
@@ -78,7 +78,7 @@ use crate::id::IdGenerator;
 /// version field (`\0v` = `1`) so the format can change later. Redis keeps the
 /// TTL, equal to the cookie's expiry. A value nested deeper than JSON reads
 /// back (127 levels, the record counted) is refused when it is saved, with
-/// [`Error::Serialize`], rather than stored and then unreadable.
+/// [`Error::Serialize`](crate::Error::Serialize), rather than stored and then unreadable.
 ///
 /// - loading is one `HGETALL`; a session the handler never touches costs
 ///   nothing;
@@ -109,7 +109,7 @@ use crate::id::IdGenerator;
 /// Every operation runs within the connect timeout (getting a connection)
 /// and the command timeout (the command itself), 1 s each by default. When
 /// Redis is unreachable or slow, requests that need their session fail with
-/// [`Error::StoreUnavailable`] (a 503 from the layer, no `Set-Cookie`) within
+/// [`Error::StoreUnavailable`](crate::Error::StoreUnavailable) (a 503 from the layer, no `Set-Cookie`) within
 /// those bounds, and succeed again once Redis is back, without a restart. A
 /// connection whose command was cut off, by a timeout or because the request
 /// was dropped, is closed instead of going back to the pool, so no later
@@ -128,7 +128,7 @@ use crate::id::IdGenerator;
 /// those that change it get a 503 and nothing is written. A read that is due
 /// a rolling TTL refresh skips the refresh (a WARN event) and still answers;
 /// the record keeps the TTL it had. Other error replies
-/// are [`Error::Store`] (a 500).
+/// are [`Error::Store`](crate::Error::Store) (a 500).
 ///
 /// A save that failed after its command was sent may still have been
 /// applied: a Redis that was frozen (not down) runs what it had already
@@ -184,7 +184,7 @@ struct Inner {
 impl RedisStore {
     /// SECURITY J49 / J48: what an update or rotation writes can be read
     /// back, and the request's copy of the record is within the size limit.
-    fn check_changes(&self, record: &Record, changes: &Changes) -> Result<(), Error> {
+    fn check_changes(&self, record: &Record, changes: &Changes) -> Result<(), StoreError> {
         if changes
             .set()
             .filter_map(|k| record.get(k))
@@ -196,13 +196,13 @@ impl RedisStore {
     }
 
     /// SECURITY J48: the request's copy of the record within the size limit.
-    fn check_size(&self, record: &Record) -> Result<(), Error> {
+    fn check_size(&self, record: &Record) -> Result<(), StoreError> {
         let Some(limit) = self.inner.max_record else {
             return Ok(());
         };
         let size = serde_json::to_vec(record).map_or(usize::MAX, |v| v.len());
         if size > limit {
-            return Err(Error::RecordTooLarge { size, limit });
+            return Err(StoreError::TooLarge { size, limit });
         }
         Ok(())
     }
@@ -214,7 +214,7 @@ impl RedisStore {
     async fn run<T: redis::FromRedisValue + Send + 'static>(
         &self,
         request: impl Call,
-    ) -> Result<T, Error> {
+    ) -> Result<T, StoreError> {
         self.inner.backend.run(self.inner.timeouts, request).await
     }
 }
@@ -226,7 +226,7 @@ fn cmd(name: &str, key: &str) -> redis::Cmd {
 }
 
 impl Store for RedisStore {
-    async fn create(&self, record: &Record, expires: Deadline) -> Result<String, Error> {
+    async fn create(&self, record: &Record, expires: Deadline) -> Result<String, StoreError> {
         // SECURITY J49: refused here, not stored and then unreadable.
         if record.nests_too_deep() {
             return Err(format::too_deep());
@@ -240,13 +240,13 @@ impl Store for RedisStore {
                 1 => return Ok(id.as_str().to_owned()),
                 // SECURITY A2: never overwrite; mint another id.
                 0 => tracing::warn!("session id collision in redis store; minting another id"),
-                _ => return Err(Error::store(Failure::UnexpectedReply)),
+                _ => return Err(StoreError::backend(Failure::UnexpectedReply)),
             }
         }
-        Err(Error::store(Failure::NoFreeId))
+        Err(StoreError::backend(Failure::NoFreeId))
     }
 
-    async fn load(&self, value: &str) -> Result<Option<Record>, Error> {
+    async fn load(&self, value: &str) -> Result<Option<Record>, StoreError> {
         // SECURITY A4: malformed values never reach Redis.
         if !id::is_valid(value) {
             return Ok(None);
@@ -254,8 +254,8 @@ impl Store for RedisStore {
         let reply: Value = self.run(cmd("HGETALL", &self.key(value))).await?;
         format::decode(reply).map_err(|f| match f {
             // SECURITY I44: ours, but unreadable: the layer starts afresh.
-            Failure::Corrupt => Error::unreadable(f),
-            f => Error::store(f),
+            Failure::Corrupt => StoreError::unreadable(f),
+            f => StoreError::backend(f),
         })
     }
 
@@ -265,7 +265,7 @@ impl Store for RedisStore {
         record: &Record,
         changes: &Changes,
         expires: Deadline,
-    ) -> Result<Updated, Error> {
+    ) -> Result<Updated, StoreError> {
         if !id::is_valid(value) {
             return Ok(Updated::Gone);
         }
@@ -278,7 +278,7 @@ impl Store for RedisStore {
             2 => Ok(Updated::Emptied),
             // SECURITY F28: deleted or expired; nothing was written.
             0 => Ok(Updated::Gone),
-            _ => Err(Error::store(Failure::UnexpectedReply)),
+            _ => Err(StoreError::backend(Failure::UnexpectedReply)),
         }
     }
 
@@ -294,7 +294,7 @@ impl Store for RedisStore {
         record: &Record,
         changes: &Changes,
         expires: Deadline,
-    ) -> Result<Updated, Error> {
+    ) -> Result<Updated, StoreError> {
         if !id::is_valid(old) {
             return Ok(Updated::Gone);
         }
@@ -303,8 +303,8 @@ impl Store for RedisStore {
         let fields = match self.run::<Value>(call).await? {
             Value::Int(0) => return Ok(Updated::Gone),
             Value::Int(2) => return Ok(Updated::Emptied),
-            Value::Array(items) => format::raw_fields(items).map_err(Error::store)?,
-            _ => return Err(Error::store(Failure::UnexpectedReply)),
+            Value::Array(items) => format::raw_fields(items).map_err(StoreError::backend)?,
+            _ => return Err(StoreError::backend(Failure::UnexpectedReply)),
         };
         for _ in 0..CREATE_ATTEMPTS {
             let id = (self.inner.ids)();
@@ -312,13 +312,13 @@ impl Store for RedisStore {
             match self.run::<i64>(call).await? {
                 1 => return Ok(Updated::Written(id.as_str().to_owned())),
                 0 => tracing::warn!("session id collision in redis store; minting another id"),
-                _ => return Err(Error::store(Failure::UnexpectedReply)),
+                _ => return Err(StoreError::backend(Failure::UnexpectedReply)),
             }
         }
-        Err(Error::store(Failure::NoFreeId))
+        Err(StoreError::backend(Failure::NoFreeId))
     }
 
-    async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, Error> {
+    async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, StoreError> {
         if !id::is_valid(value) {
             return Ok(false);
         }
@@ -327,7 +327,7 @@ impl Store for RedisStore {
         match self.run::<i64>(pexpire).await {
             Ok(1) => Ok(true),
             Ok(0) => Ok(false),
-            Ok(_) => Err(Error::store(Failure::UnexpectedReply)),
+            Ok(_) => Err(StoreError::backend(Failure::UnexpectedReply)),
             // SECURITY J55: the read that asked for the refresh still
             // answers; the record keeps its old TTL, and was there when the
             // read loaded it.
@@ -339,7 +339,7 @@ impl Store for RedisStore {
         }
     }
 
-    async fn delete(&self, value: &str) -> Result<(), Error> {
+    async fn delete(&self, value: &str) -> Result<(), StoreError> {
         if !id::is_valid(value) {
             return Ok(());
         }

@@ -11,7 +11,7 @@ use std::time::Duration;
 use deadpool_redis::redis::{Script, ScriptInvocation};
 
 use super::format::{field, VERSION, VERSION_FIELD};
-use crate::error::Error;
+use crate::error::StoreError;
 use crate::store::{Changes, Record};
 
 /// Creates the hash only if the key does not exist; answers 1 or 0.
@@ -48,8 +48,8 @@ pub(super) fn ttl_ms(ttl: Duration) -> u64 {
         .clamp(1, MAX_TTL_MS)
 }
 
-fn json(value: &serde_json::Value) -> Result<String, Error> {
-    serde_json::to_string(value).map_err(Error::serialize)
+fn json(value: &serde_json::Value) -> Result<String, StoreError> {
+    serde_json::to_string(value).map_err(StoreError::encode)
 }
 
 impl Scripts {
@@ -59,7 +59,7 @@ impl Scripts {
         key: &str,
         record: &Record,
         ttl: Duration,
-    ) -> Result<ScriptInvocation<'_>, Error> {
+    ) -> Result<ScriptInvocation<'_>, StoreError> {
         let mut call = self.create.key(key);
         call.arg(ttl_ms(ttl)).arg(VERSION_FIELD).arg(VERSION);
         for (k, v) in record.iter() {
@@ -92,7 +92,7 @@ impl Scripts {
         record: &Record,
         changes: &Changes,
         ttl: Duration,
-    ) -> Result<ScriptInvocation<'_>, Error> {
+    ) -> Result<ScriptInvocation<'_>, StoreError> {
         self.changes(&self.update, key, record, changes, ttl)
     }
 
@@ -102,7 +102,7 @@ impl Scripts {
         key: &str,
         record: &Record,
         changes: &Changes,
-    ) -> Result<ScriptInvocation<'_>, Error> {
+    ) -> Result<ScriptInvocation<'_>, StoreError> {
         self.changes(&self.take, key, record, changes, Duration::ZERO)
     }
 
@@ -113,7 +113,7 @@ impl Scripts {
         record: &Record,
         changes: &Changes,
         ttl: Duration,
-    ) -> Result<ScriptInvocation<'a>, Error> {
+    ) -> Result<ScriptInvocation<'a>, StoreError> {
         let mut call = script.key(key);
         let removed: Vec<&str> = changes.removed().collect();
         call.arg(ttl_ms(ttl))

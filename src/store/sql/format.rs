@@ -18,7 +18,7 @@ use std::borrow::Cow;
 use serde_json::Value;
 
 use super::Failure;
-use crate::error::Error;
+use crate::error::StoreError;
 use crate::store::record::value_nests_too_deep;
 use crate::store::{Changes, Record};
 
@@ -60,33 +60,33 @@ fn session_key(stored: &str) -> Option<Cow<'_, str>> {
 }
 
 /// The JSON text of one value, refusing what could not be read back.
-fn value_text(value: &Value) -> Result<String, Error> {
+fn value_text(value: &Value) -> Result<String, StoreError> {
     // SECURITY J49: refuse at save what a load could not parse.
     if value_nests_too_deep(value) {
-        return Err(Error::serialize(serde::ser::Error::custom(
+        return Err(StoreError::encode(serde::ser::Error::custom(
             "session data nests too deeply for the sql store",
         )));
     }
-    serde_json::to_string(value).map_err(Error::serialize)
+    serde_json::to_string(value).map_err(StoreError::encode)
 }
 
 /// Appends `"key":"<value text>"` (or `"key":null` for `None`) to an object
 /// being written.
-fn member(out: &mut String, key: &str, text: Option<&str>) -> Result<(), Error> {
+fn member(out: &mut String, key: &str, text: Option<&str>) -> Result<(), StoreError> {
     if out.len() > 1 {
         out.push(',');
     }
-    out.push_str(&serde_json::to_string(&*stored_key(key)).map_err(Error::serialize)?);
+    out.push_str(&serde_json::to_string(&*stored_key(key)).map_err(StoreError::encode)?);
     out.push(':');
     match text {
-        Some(text) => out.push_str(&serde_json::to_string(text).map_err(Error::serialize)?),
+        Some(text) => out.push_str(&serde_json::to_string(text).map_err(StoreError::encode)?),
         None => out.push_str("null"),
     }
     Ok(())
 }
 
 /// The `data` of a whole record.
-pub(super) fn encode(record: &Record) -> Result<String, Error> {
+pub(super) fn encode(record: &Record) -> Result<String, StoreError> {
     let mut out = String::from("{");
     for (k, v) in record.iter() {
         member(&mut out, k, Some(&value_text(v)?))?;
@@ -96,8 +96,8 @@ pub(super) fn encode(record: &Record) -> Result<String, Error> {
 }
 
 /// Reads `data` back into a record.
-pub(super) fn decode(data: &str) -> Result<Record, Error> {
-    let corrupt = || Error::unreadable(Failure::Corrupt);
+pub(super) fn decode(data: &str) -> Result<Record, StoreError> {
+    let corrupt = || StoreError::unreadable(Failure::Corrupt);
     let object: serde_json::Map<String, Value> =
         serde_json::from_str(data).map_err(|_| corrupt())?;
     let mut record = Record::new();
@@ -126,7 +126,7 @@ impl Patch {
     /// The changes with their new values taken from `from`, as
     /// [`Record::apply`] takes them: a key marked set but absent from `from`
     /// is left alone.
-    pub(super) fn new(from: &Record, changes: &Changes) -> Result<Self, Error> {
+    pub(super) fn new(from: &Record, changes: &Changes) -> Result<Self, StoreError> {
         let mut set = Vec::new();
         for k in changes.set() {
             if let Some(v) = from.get(k) {
@@ -150,7 +150,7 @@ impl Patch {
     }
 
     /// The keys set, as one JSON object (`jsonb ||` on PostgreSQL).
-    pub(super) fn set_object(&self) -> Result<String, Error> {
+    pub(super) fn set_object(&self) -> Result<String, StoreError> {
         let mut out = String::from("{");
         for (key, text) in &self.set {
             member(&mut out, key, Some(text))?;
@@ -162,7 +162,7 @@ impl Patch {
     /// Keys set and keys removed (as `null`) in one RFC 7396 merge patch
     /// (`json_patch` on SQLite).
     #[cfg(feature = "sqlite")]
-    pub(super) fn merge_patch(&self) -> Result<String, Error> {
+    pub(super) fn merge_patch(&self) -> Result<String, StoreError> {
         let mut out = self.set_object()?;
         out.pop();
         for stored in &self.removed {
@@ -170,7 +170,7 @@ impl Patch {
                 out.push(',');
             }
             // Already in stored form: written as a JSON string directly.
-            out.push_str(&serde_json::to_string(stored).map_err(Error::serialize)?);
+            out.push_str(&serde_json::to_string(stored).map_err(StoreError::encode)?);
             out.push_str(":null");
         }
         out.push('}');
@@ -249,7 +249,7 @@ mod tests {
             "{\"\\\\x\": \"1\"}",
         ] {
             assert!(
-                matches!(decode(bad), Err(Error::Unreadable(_))),
+                matches!(decode(bad), Err(StoreError::Unreadable(_))),
                 "{bad:?} decoded"
             );
         }

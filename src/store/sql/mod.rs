@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{storage_key, Changes, Deadline, Record, Store, Updated};
-use crate::error::Error;
+use crate::error::{ConfigError, StoreError};
 use crate::id::{self, Id};
 
 mod format;
@@ -184,7 +184,7 @@ impl SqlStore {
     /// Anything else fails with [`ConfigError::InvalidTableName`](crate::ConfigError::InvalidTableName):
     /// the name is written into SQL, so nothing that could carry SQL is
     /// accepted.
-    pub fn with_table_name(self, name: &str) -> Result<Self, Error> {
+    pub fn with_table_name(self, name: &str) -> Result<Self, ConfigError> {
         let table = Table::parse(name)?;
         let (batch, ids) = (self.inner.sweep_batch, self.inner.ids.clone());
         Ok(self.with(table, batch, ids))
@@ -231,7 +231,7 @@ impl SqlStore {
     /// Creates the table and its index if they do not exist. Safe to run on
     /// every start, from several servers at once (on PostgreSQL an advisory
     /// lock keeps them from racing on the catalog).
-    pub async fn migrate(&self) -> Result<(), Error> {
+    pub async fn migrate(&self) -> Result<(), StoreError> {
         on_backend!(self, b => b.migrate().await)
     }
 
@@ -239,7 +239,7 @@ impl SqlStore {
     /// first, and answers how many went. Reads never return an expired row
     /// (and delete the one they find); this keeps the table from growing
     /// with sessions nobody comes back for.
-    pub async fn delete_expired(&self) -> Result<u64, Error> {
+    pub async fn delete_expired(&self) -> Result<u64, StoreError> {
         let batch = self.inner.sweep_batch;
         on_backend!(self, b => b.delete_expired(batch).await)
     }
@@ -268,13 +268,13 @@ impl SqlStore {
 }
 
 impl Store for SqlStore {
-    async fn create(&self, record: &Record, expires: Deadline) -> Result<String, Error> {
+    async fn create(&self, record: &Record, expires: Deadline) -> Result<String, StoreError> {
         let data = format::encode(record)?;
         let ids = &*self.inner.ids;
         on_backend!(self, b => b.create(&data, expires, ids).await)
     }
 
-    async fn load(&self, value: &str) -> Result<Option<Record>, Error> {
+    async fn load(&self, value: &str) -> Result<Option<Record>, StoreError> {
         // SECURITY A4: malformed values never reach the database.
         if !id::is_valid(value) {
             return Ok(None);
@@ -291,7 +291,7 @@ impl Store for SqlStore {
         record: &Record,
         changes: &Changes,
         expires: Deadline,
-    ) -> Result<Updated, Error> {
+    ) -> Result<Updated, StoreError> {
         if !id::is_valid(value) {
             return Ok(Updated::Gone);
         }
@@ -313,7 +313,7 @@ impl Store for SqlStore {
         record: &Record,
         changes: &Changes,
         expires: Deadline,
-    ) -> Result<Updated, Error> {
+    ) -> Result<Updated, StoreError> {
         if !id::is_valid(old) {
             return Ok(Updated::Gone);
         }
@@ -324,7 +324,7 @@ impl Store for SqlStore {
         on_backend!(self, b => b.rotate(&key, &patch, expires, ids).await)
     }
 
-    async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, Error> {
+    async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, StoreError> {
         if !id::is_valid(value) {
             return Ok(false);
         }
@@ -332,7 +332,7 @@ impl Store for SqlStore {
         on_backend!(self, b => b.touch(&key, expires).await)
     }
 
-    async fn delete(&self, value: &str) -> Result<(), Error> {
+    async fn delete(&self, value: &str) -> Result<(), StoreError> {
         if !id::is_valid(value) {
             return Ok(());
         }

@@ -7,7 +7,7 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 use super::format::Patch;
 use super::table::Table;
 use super::{ttl_ms, Failure, IdGenerator, Merged, CREATE_ATTEMPTS};
-use crate::error::Error;
+use crate::error::StoreError;
 use crate::store::{storage_key, Deadline, Updated};
 
 /// A SQL string rendered once for the store's table.
@@ -111,7 +111,7 @@ impl PgBackend {
         &self.sql.ddl
     }
 
-    pub(super) async fn migrate(&self) -> Result<(), Error> {
+    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
         // Two servers migrating at once would race on the catalog (`IF NOT
         // EXISTS` is no lock); the key is this crate's own constant.
@@ -133,7 +133,7 @@ impl PgBackend {
         data: &str,
         expires: Deadline,
         ids: &IdGenerator,
-    ) -> Result<String, Error> {
+    ) -> Result<String, StoreError> {
         for _ in 0..CREATE_ATTEMPTS {
             let id = ids();
             let done = sqlx::query(AssertSqlSafe(self.sql.insert.clone()))
@@ -149,18 +149,18 @@ impl PgBackend {
             // SECURITY A2: never overwrite; mint another id.
             tracing::warn!("session id collision in sql store; minting another id");
         }
-        Err(Error::store(Failure::NoFreeId))
+        Err(StoreError::backend(Failure::NoFreeId))
     }
 
-    pub(super) async fn load(&self, key: &str) -> Result<Option<String>, Error> {
+    pub(super) async fn load(&self, key: &str) -> Result<Option<String>, StoreError> {
         let row = sqlx::query(AssertSqlSafe(self.sql.load.clone()))
             .bind(key)
             .fetch_optional(&self.pool)
             .await
             .map_err(classify)?;
         let Some(row) = row else { return Ok(None) };
-        if row.try_get::<bool, _>(1).map_err(Error::store)? {
-            return row.try_get(0).map(Some).map_err(Error::store);
+        if row.try_get::<bool, _>(1).map_err(StoreError::backend)? {
+            return row.try_get(0).map(Some).map_err(StoreError::backend);
         }
         sqlx::query(AssertSqlSafe(self.sql.delete_expired_one.clone()))
             .bind(key)
@@ -175,7 +175,7 @@ impl PgBackend {
         key: &str,
         patch: &Patch,
         expires: Deadline,
-    ) -> Result<Merged, Error> {
+    ) -> Result<Merged, StoreError> {
         let row = sqlx::query(AssertSqlSafe(self.sql.update.clone()))
             .bind(key)
             .bind(patch.cleared)
@@ -185,8 +185,8 @@ impl PgBackend {
             .fetch_one(&self.pool)
             .await
             .map_err(classify)?;
-        let written: i64 = row.try_get(0).map_err(Error::store)?;
-        let emptied: i64 = row.try_get(1).map_err(Error::store)?;
+        let written: i64 = row.try_get(0).map_err(StoreError::backend)?;
+        let emptied: i64 = row.try_get(1).map_err(StoreError::backend)?;
         Ok(match (written, emptied) {
             (1, 0) => Merged::Written,
             (0, 1) => Merged::Emptied,
@@ -200,7 +200,7 @@ impl PgBackend {
         patch: &Patch,
         expires: Deadline,
         ids: &IdGenerator,
-    ) -> Result<Updated, Error> {
+    ) -> Result<Updated, StoreError> {
         let set = patch.set_object()?;
         for _ in 0..CREATE_ATTEMPTS {
             let id = ids();
@@ -221,18 +221,18 @@ impl PgBackend {
                 }
                 other => other.map_err(classify)?,
             };
-            let found: i64 = row.try_get(0).map_err(Error::store)?;
-            let moved: i64 = row.try_get(1).map_err(Error::store)?;
+            let found: i64 = row.try_get(0).map_err(StoreError::backend)?;
+            let moved: i64 = row.try_get(1).map_err(StoreError::backend)?;
             return Ok(match (found, moved) {
                 (0, _) => Updated::Gone,
                 (_, 0) => Updated::Emptied,
                 _ => Updated::Written(id.as_str().to_owned()),
             });
         }
-        Err(Error::store(Failure::NoFreeId))
+        Err(StoreError::backend(Failure::NoFreeId))
     }
 
-    pub(super) async fn touch(&self, key: &str, expires: Deadline) -> Result<bool, Error> {
+    pub(super) async fn touch(&self, key: &str, expires: Deadline) -> Result<bool, StoreError> {
         let done = sqlx::query(AssertSqlSafe(self.sql.touch.clone()))
             .bind(key)
             .bind(ttl_ms(expires))
@@ -242,7 +242,7 @@ impl PgBackend {
         Ok(done.rows_affected() == 1)
     }
 
-    pub(super) async fn delete(&self, key: &str) -> Result<(), Error> {
+    pub(super) async fn delete(&self, key: &str) -> Result<(), StoreError> {
         sqlx::query(AssertSqlSafe(self.sql.delete.clone()))
             .bind(key)
             .execute(&self.pool)
@@ -251,7 +251,7 @@ impl PgBackend {
         Ok(())
     }
 
-    pub(super) async fn delete_expired(&self, limit: u32) -> Result<u64, Error> {
+    pub(super) async fn delete_expired(&self, limit: u32) -> Result<u64, StoreError> {
         let done = sqlx::query(AssertSqlSafe(self.sql.sweep.clone()))
             .bind(i64::from(limit))
             .execute(&self.pool)
@@ -263,7 +263,7 @@ impl PgBackend {
 
 /// [`Error::StoreUnavailable`] for a database that cannot be reached or is
 /// going away, [`Error::Store`] for everything else.
-fn classify(e: sqlx::Error) -> Error {
+fn classify(e: sqlx::Error) -> StoreError {
     let unavailable = match &e {
         sqlx::Error::Database(db) => db.code().is_some_and(|code| {
             // 08: connection exception; 53: insufficient resources (too many
@@ -278,8 +278,8 @@ fn classify(e: sqlx::Error) -> Error {
         e => super::unreachable(e),
     };
     if unavailable {
-        Error::unavailable(e)
+        StoreError::unavailable(e)
     } else {
-        Error::store(e)
+        StoreError::backend(e)
     }
 }

@@ -9,7 +9,7 @@ use sqlx::{AssertSqlSafe, Row, Sqlite, SqlitePool};
 use super::format::Patch;
 use super::table::Table;
 use super::{ttl_ms, Failure, IdGenerator, Merged, CREATE_ATTEMPTS};
-use crate::error::Error;
+use crate::error::StoreError;
 use crate::store::{storage_key, Deadline, Updated};
 
 type Sql = Arc<str>;
@@ -96,7 +96,7 @@ impl SqliteBackend {
         &self.sql.ddl
     }
 
-    pub(super) async fn migrate(&self) -> Result<(), Error> {
+    pub(super) async fn migrate(&self) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await.map_err(classify)?;
         for ddl in &self.sql.ddl {
             sqlx::raw_sql(AssertSqlSafe(ddl.as_str()))
@@ -107,7 +107,13 @@ impl SqliteBackend {
         tx.commit().await.map_err(classify)
     }
 
-    async fn insert<'c, E>(&self, e: E, key: &str, data: &str, until: i64) -> Result<bool, Error>
+    async fn insert<'c, E>(
+        &self,
+        e: E,
+        key: &str,
+        data: &str,
+        until: i64,
+    ) -> Result<bool, StoreError>
     where
         E: sqlx::Executor<'c, Database = Sqlite>,
     {
@@ -126,7 +132,7 @@ impl SqliteBackend {
         data: &str,
         expires: Deadline,
         ids: &IdGenerator,
-    ) -> Result<String, Error> {
+    ) -> Result<String, StoreError> {
         for _ in 0..CREATE_ATTEMPTS {
             let id = ids();
             let key = storage_key("", id.as_str());
@@ -136,10 +142,10 @@ impl SqliteBackend {
             // SECURITY A2: never overwrite; mint another id.
             tracing::warn!("session id collision in sql store; minting another id");
         }
-        Err(Error::store(Failure::NoFreeId))
+        Err(StoreError::backend(Failure::NoFreeId))
     }
 
-    pub(super) async fn load(&self, key: &str) -> Result<Option<String>, Error> {
+    pub(super) async fn load(&self, key: &str) -> Result<Option<String>, StoreError> {
         let now = now_ms();
         let row = sqlx::query(AssertSqlSafe(self.sql.load.clone()))
             .bind(key)
@@ -148,8 +154,8 @@ impl SqliteBackend {
             .await
             .map_err(classify)?;
         let Some(row) = row else { return Ok(None) };
-        if row.try_get::<bool, _>(1).map_err(Error::store)? {
-            return row.try_get(0).map(Some).map_err(Error::store);
+        if row.try_get::<bool, _>(1).map_err(StoreError::backend)? {
+            return row.try_get(0).map(Some).map_err(StoreError::backend);
         }
         sqlx::query(AssertSqlSafe(self.sql.delete_expired_one.clone()))
             .bind(key)
@@ -167,7 +173,7 @@ impl SqliteBackend {
         patch: &str,
         p: &Patch,
         exp: Deadline,
-    ) -> Result<Option<bool>, Error>
+    ) -> Result<Option<bool>, StoreError>
     where
         E: sqlx::Executor<'c, Database = Sqlite>,
     {
@@ -180,7 +186,7 @@ impl SqliteBackend {
             .fetch_optional(e)
             .await
             .map_err(classify)?;
-        row.map(|r| r.try_get::<bool, _>(0).map_err(Error::store))
+        row.map(|r| r.try_get::<bool, _>(0).map_err(StoreError::backend))
             .transpose()
     }
 
@@ -189,7 +195,7 @@ impl SqliteBackend {
         key: &str,
         patch: &Patch,
         expires: Deadline,
-    ) -> Result<Merged, Error> {
+    ) -> Result<Merged, StoreError> {
         let text = patch.merge_patch()?;
         if patch.sets_a_key() {
             // The merged record keeps at least that key: one statement.
@@ -227,7 +233,7 @@ impl SqliteBackend {
         patch: &Patch,
         expires: Deadline,
         ids: &IdGenerator,
-    ) -> Result<Updated, Error> {
+    ) -> Result<Updated, StoreError> {
         let text = patch.merge_patch()?;
         let mut tx = self
             .pool
@@ -245,7 +251,7 @@ impl SqliteBackend {
         let Some(row) = row else {
             return Ok(Updated::Gone);
         };
-        let merged: String = row.try_get(0).map_err(Error::store)?;
+        let merged: String = row.try_get(0).map_err(StoreError::backend)?;
         if merged == "{}" {
             tx.commit().await.map_err(classify)?;
             return Ok(Updated::Emptied);
@@ -260,10 +266,10 @@ impl SqliteBackend {
             tracing::warn!("session id collision in sql store; minting another id");
         }
         // Dropping the transaction rolls it back: the old row stays.
-        Err(Error::store(Failure::NoFreeId))
+        Err(StoreError::backend(Failure::NoFreeId))
     }
 
-    pub(super) async fn touch(&self, key: &str, expires: Deadline) -> Result<bool, Error> {
+    pub(super) async fn touch(&self, key: &str, expires: Deadline) -> Result<bool, StoreError> {
         let done = sqlx::query(AssertSqlSafe(self.sql.touch.clone()))
             .bind(key)
             .bind(until(expires))
@@ -274,7 +280,7 @@ impl SqliteBackend {
         Ok(done.rows_affected() == 1)
     }
 
-    async fn delete_on<'c, E>(&self, e: E, key: &str) -> Result<(), Error>
+    async fn delete_on<'c, E>(&self, e: E, key: &str) -> Result<(), StoreError>
     where
         E: sqlx::Executor<'c, Database = Sqlite>,
     {
@@ -286,11 +292,11 @@ impl SqliteBackend {
         Ok(())
     }
 
-    pub(super) async fn delete(&self, key: &str) -> Result<(), Error> {
+    pub(super) async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.delete_on(&self.pool, key).await
     }
 
-    pub(super) async fn delete_expired(&self, limit: u32) -> Result<u64, Error> {
+    pub(super) async fn delete_expired(&self, limit: u32) -> Result<u64, StoreError> {
         let done = sqlx::query(AssertSqlSafe(self.sql.sweep.clone()))
             .bind(now_ms())
             .bind(i64::from(limit))
@@ -303,7 +309,7 @@ impl SqliteBackend {
 
 /// [`Error::StoreUnavailable`] for a database that cannot be opened or stays
 /// locked past the busy timeout, [`Error::Store`] for everything else.
-fn classify(e: sqlx::Error) -> Error {
+fn classify(e: sqlx::Error) -> StoreError {
     const BUSY: i64 = 5;
     const LOCKED: i64 = 6;
     const CANTOPEN: i64 = 14;
@@ -316,8 +322,8 @@ fn classify(e: sqlx::Error) -> Error {
         e => super::unreachable(e),
     };
     if unavailable {
-        Error::unavailable(e)
+        StoreError::unavailable(e)
     } else {
-        Error::store(e)
+        StoreError::backend(e)
     }
 }
