@@ -53,6 +53,15 @@ pub enum Error {
     /// logout or `cycle_id` in a concurrent request); the change was not written.
     #[error("the session record no longer exists")]
     RecordGone,
+    /// [`Session::set_user`](crate::Session::set_user) was given an empty
+    /// user id or one over [`MAX_USER_LEN`](crate::users::MAX_USER_LEN) bytes.
+    #[error("invalid user id for a session binding")]
+    InvalidUser,
+    /// [`Session::set_meta`](crate::Session::set_meta) was given a field over
+    /// [`MAX_META_LEN`](crate::users::MAX_META_LEN) bytes, or one field more
+    /// than [`MAX_META_FIELDS`](crate::users::MAX_META_FIELDS).
+    #[error("session metadata over its limits")]
+    InvalidMeta,
     /// No session with this name is configured on the layer.
     #[error("no session named {0:?} is configured")]
     UnknownSession(String),
@@ -398,7 +407,8 @@ mod tests {
     fn a_store_error_becomes_the_error_and_status_handlers_see() {
         let io = || std::io::Error::other("backend said no");
         let json = || serde_json::from_str::<u64>("x").unwrap_err();
-        let cases: [(StoreError, fn(&Error) -> bool, u16); 5] = [
+        type Case = (StoreError, fn(&Error) -> bool, u16);
+        let cases: [Case; 5] = [
             (
                 StoreError::unavailable(io()),
                 |e| matches!(e, Error::StoreUnavailable(_)),

@@ -133,6 +133,7 @@ pub mod store;
 #[cfg(feature = "test-util")]
 #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
 pub mod test_util;
+pub mod users;
 
 pub use codec::{Protection, MAX_COOKIE_LEN};
 pub use config::{CookieOptions, SameSite};

@@ -29,6 +29,10 @@ pub(crate) trait ErasedLayer: Send + Sync + 'static {
     fn attrs(&self, slot: usize) -> &CookieAttrs;
     /// The layer's expiry, for sessions without their own.
     fn expiry(&self) -> Expiry;
+    /// The layer's clock.
+    fn now(&self) -> std::time::SystemTime;
+    /// The store keeps the session in the cookie ([`Store::is_client_side`]).
+    fn is_client_side(&self) -> bool;
 }
 
 /// Configuration and store shared by every request through one layer.
@@ -286,6 +290,14 @@ impl<St: Store> ErasedLayer for LayerConfig<St> {
     fn expiry(&self) -> Expiry {
         self.expiry
     }
+
+    fn now(&self) -> std::time::SystemTime {
+        self.clock.now()
+    }
+
+    fn is_client_side(&self) -> bool {
+        self.store.is_client_side()
+    }
 }
 
 /// The layer behind a [`Session::detached`](crate::Session::detached): the
@@ -317,5 +329,13 @@ impl ErasedLayer for Detached {
 
     fn expiry(&self) -> Expiry {
         Expiry::default()
+    }
+
+    fn now(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now()
+    }
+
+    fn is_client_side(&self) -> bool {
+        false
     }
 }

@@ -16,6 +16,7 @@ use crate::id::Id;
 use crate::persist::ErasedLayer;
 use crate::state::{SessionStatus, State};
 use crate::store::{Changes, Record};
+use crate::users::{META_KEY, SEEN_KEY, SINCE_KEY, USER_KEY};
 
 /// A session, as a handler sees it.
 ///
@@ -258,6 +259,83 @@ impl Session {
     /// that destroys the session and then fails still logs the user out.
     pub fn destroy(&self) {
         self.state().destroy();
+    }
+
+    /// Binds the session to `user` (at login, next to
+    /// [`cycle_id`](Self::cycle_id)), so stores with a per-user index list it
+    /// among the user's sessions ([`users`](crate::users)). Binding to the
+    /// user it is already bound to keeps its sign-in time.
+    /// [`destroy`](Self::destroy) and [`clear`](Self::clear) end the binding.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoaded`] before the session is loaded;
+    /// [`Error::InvalidUser`] for an empty id or one longer than
+    /// [`MAX_USER_LEN`](crate::users::MAX_USER_LEN) bytes.
+    pub fn set_user(&self, user: &str) -> Result<(), Error> {
+        if user.is_empty() || user.len() > crate::users::MAX_USER_LEN {
+            return Err(Error::InvalidUser);
+        }
+        let now = crate::clock::unix_secs(self.inner.layer.now());
+        let mut st = self.loaded_state()?;
+        if st.data().get(USER_KEY).and_then(|v| v.as_str()) == Some(user) {
+            return Ok(());
+        }
+        st.set(USER_KEY, serde_json::Value::String(user.to_owned()));
+        st.set(SINCE_KEY, serde_json::Value::from(now));
+        st.set(SEEN_KEY, serde_json::Value::from(now));
+        Ok(())
+    }
+
+    /// The user the session is bound to ([`set_user`](Self::set_user)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoaded`] before the session is loaded.
+    pub fn user(&self) -> Result<Option<String>, Error> {
+        let st = self.loaded_state()?;
+        Ok(crate::store::bound_user(st.data()).map(str::to_owned))
+    }
+
+    /// Sets an application field shown with the session in its user's list
+    /// ([`UserSession::meta`](crate::users::UserSession::meta)): a device
+    /// summary, an IP address. Kept with the session's data.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoaded`] before the session is loaded;
+    /// [`Error::InvalidMeta`], changing nothing, when the name plus value is
+    /// longer than [`MAX_META_LEN`](crate::users::MAX_META_LEN) bytes or the
+    /// session already has [`MAX_META_FIELDS`](crate::users::MAX_META_FIELDS)
+    /// other fields.
+    pub fn set_meta(&self, name: &str, value: &str) -> Result<(), Error> {
+        if name.len() + value.len() > crate::users::MAX_META_LEN {
+            return Err(Error::InvalidMeta);
+        }
+        let mut st = self.loaded_state()?;
+        let mut meta = match st.data().get(META_KEY) {
+            Some(serde_json::Value::Object(map)) => map.clone(),
+            _ => serde_json::Map::new(),
+        };
+        if !meta.contains_key(name) && meta.len() >= crate::users::MAX_META_FIELDS {
+            return Err(Error::InvalidMeta);
+        }
+        if meta.get(name).and_then(|v| v.as_str()) == Some(value) {
+            return Ok(());
+        }
+        meta.insert(name.to_owned(), serde_json::Value::String(value.to_owned()));
+        st.set(META_KEY, serde_json::Value::Object(meta));
+        Ok(())
+    }
+
+    /// The handle of the stored record this session lives in, as its user's
+    /// list shows it ([`UserSession::handle`](crate::users::UserSession::handle));
+    /// `None` before it is stored and for the cookie store.
+    pub fn handle(&self) -> Option<crate::users::SessionHandle> {
+        if self.inner.layer.is_client_side() {
+            return None;
+        }
+        self.state().value().map(crate::users::SessionHandle::of)
     }
 
     /// Changes when this session expires, from this response on and on every

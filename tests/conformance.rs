@@ -13,6 +13,12 @@ async fn memory_store_passes_the_conformance_suite() {
     assert!(report.skipped().is_empty());
 }
 
+#[tokio::test]
+async fn memory_store_keeps_the_user_index_contract() {
+    let report = Suite::new(MemoryStore::new()).run_user_index().await;
+    assert_eq!(report.passed(), 6);
+}
+
 #[cfg(feature = "cookie-store")]
 #[tokio::test]
 async fn cookie_store_passes_the_conformance_suite() {

@@ -165,6 +165,13 @@ impl State {
             self.must_remove = self.held.is_some();
             Op::Nothing
         } else {
+            // A session bound to a user notes when it was last seen, at the
+            // writes that happen anyway (no extra round trip).
+            let bound = self.data.get(crate::users::USER_KEY).is_some();
+            let seen = || serde_json::Value::from(cx.now);
+            if bound && (self.current.is_none() || self.rotate || !self.changes.is_empty()) {
+                self.set(crate::users::SEEN_KEY, seen());
+            }
             match &self.current {
                 None if self.data.is_empty() => Op::Nothing,
                 None => {
@@ -184,7 +191,16 @@ impl State {
                     let due = self.settings_changed
                         || cx.refresh == Refresh::OnEveryRequest
                         || (expiry.half_gone(old, cx.now) && at > old);
-                    if due {
+                    if due && bound {
+                        // Its expiry moves: so does "last seen", in the
+                        // same write (an update of one key, not a touch).
+                        let value = c.value.clone();
+                        self.set(crate::users::SEEN_KEY, seen());
+                        Op::Update {
+                            value,
+                            record: take(&mut self.data),
+                        }
+                    } else if due {
                         Op::Touch(c.value.clone())
                     } else if c.reissue {
                         Op::Reissue(c.value.clone())

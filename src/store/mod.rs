@@ -268,6 +268,84 @@ pub trait Store: Send + Sync + 'static {
     fn delete(&self, value: &str) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
+/// A store that keeps a per-user index of its records, so an application
+/// can list and end a user's sessions ([`UserSessions`](crate::users::UserSessions)).
+///
+/// The binding is the record key [`USER_KEY`](crate::users::USER_KEY): a
+/// record whose data holds `USER_KEY` as a JSON string `u` is bound to user
+/// `u`. The contract, which
+/// [`Suite::run_user_index`](crate::test_util::Suite::run_user_index)
+/// (feature `test-util`) checks:
+/// - A live record bound to `u` is listed by [`sessions_of`](Self::sessions_of)
+///   from the moment `create`, `update` or `rotate` returns its cookie value
+///   until it is deleted or expires, under its handle: the hex SHA-256 of
+///   that value ([`storage_key`]`("", value)`). Deleted and expired records
+///   are never listed; records bound to another user never are.
+/// - `rotate` keeps a bound record listed under its new handle and drops the
+///   old one. A rotation that races [`end_session`](Self::end_session) of
+///   its old record either moves the record before it is ended (the new
+///   handle is then listed, and ended by the next round of an "end all") or
+///   answers [`Updated::Gone`]: it never leaves a live copy that no listing
+///   after `end_session` returned shows.
+/// - `update` that sets or removes `USER_KEY` (or a `clear`) moves the record
+///   to the new user's index or out of every index; `delete` takes it out.
+/// - [`end_session`](Self::end_session) deletes the record only if it is
+///   bound to the user named.
+/// - The index holds digests only (never ids or cookie values) and stays
+///   bounded: entries of records that expired or were evicted are dropped
+///   lazily.
+pub trait UserIndex: Store {
+    /// The live records bound to `user`, oldest binding first.
+    fn sessions_of(
+        &self,
+        user: &str,
+    ) -> impl Future<Output = Result<Vec<Listed>, StoreError>> + Send;
+
+    /// Deletes the record with `handle` if it is live and bound to `user`;
+    /// `true` when one was deleted.
+    fn end_session(
+        &self,
+        user: &str,
+        handle: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// One record of a user, as [`UserIndex::sessions_of`] lists it.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct Listed {
+    /// The hex SHA-256 of the record's cookie value.
+    pub handle: String,
+    /// The record's data; at least its `_user…` keys.
+    pub record: Record,
+    /// When the store forgets the record unless it is extended.
+    pub expires: std::time::SystemTime,
+}
+
+impl Listed {
+    /// A listing entry.
+    pub fn new(handle: String, record: Record, expires: std::time::SystemTime) -> Self {
+        Self {
+            handle,
+            record,
+            expires,
+        }
+    }
+}
+
+/// The user a record is bound to, as [`UserIndex`] stores read it: the JSON
+/// string under [`USER_KEY`](crate::users::USER_KEY).
+pub fn bound_user(record: &Record) -> Option<&str> {
+    record.get(crate::users::USER_KEY)?.as_str()
+}
+
+/// `true` when `changes` may move a record between users' indexes: they set
+/// or remove [`USER_KEY`](crate::users::USER_KEY), or clear the record.
+pub fn changes_binding(changes: &Changes) -> bool {
+    let key = crate::users::USER_KEY;
+    changes.cleared() || changes.set().any(|k| k == key) || changes.removed().any(|k| k == key)
+}
+
 /// The absolute timeout a layer over a client-side store
 /// ([`Store::is_client_side`], the cookie store) gets when none is set: 7
 /// days from the session's creation, whatever its activity.

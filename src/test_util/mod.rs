@@ -48,9 +48,12 @@ pub fn changes(set: &[&str], removed: &[&str], cleared: bool) -> Changes {
 
 mod layer;
 mod store;
+mod users;
 
 use layer::*;
 use store::*;
+
+use crate::store::UserIndex;
 
 /// The conformance suite for one store.
 #[derive(Debug)]
@@ -140,6 +143,42 @@ impl<St: Store + Clone> Suite<St> {
             layer_cycle_id_keeps_data_and_revokes_old_cookie,
             server_side
         );
+        report
+    }
+}
+
+impl<St: UserIndex + Clone> Suite<St> {
+    /// Runs the scenarios of the per-user index contract
+    /// ([`UserIndex`]), panicking at the first failure: bound records listed
+    /// under their user only, kept listed across a rotation, moved by a change
+    /// of binding, unlisted when deleted or expired (one scenario waits about
+    /// two seconds), `end_session` refusing another user's session, and an
+    /// "end all" racing a `cycle_id` leaving no session behind.
+    ///
+    /// ```
+    /// use sessio::test_util::Suite;
+    /// use sessio::MemoryStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let report = Suite::new(MemoryStore::new()).run_user_index().await;
+    /// assert_eq!(report.passed(), 6);
+    /// # }
+    /// ```
+    pub async fn run_user_index(self) -> Report {
+        let mut report = Report::default();
+        macro_rules! scenario {
+            ($name:ident) => {
+                users::$name(&self.store).await;
+                report.passed.push(stringify!($name));
+            };
+        }
+        scenario!(bound_records_are_listed_under_their_user);
+        scenario!(rotate_keeps_a_bound_record_listed);
+        scenario!(update_moves_the_binding);
+        scenario!(deleted_and_expired_records_are_not_listed);
+        scenario!(end_session_ends_only_the_named_users_session);
+        scenario!(end_all_racing_cycle_id_leaves_no_session);
         report
     }
 }

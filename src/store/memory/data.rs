@@ -46,6 +46,17 @@ impl Data {
         }
     }
 
+    /// The user this record is bound to ([`USER_KEY`](crate::users::USER_KEY)),
+    /// parsed only when the text may hold one.
+    pub(super) fn user(&self) -> Result<Option<String>, StoreError> {
+        if let Self::Json(json) = self {
+            if !json.contains("\"_user\"") {
+                return Ok(None);
+            }
+        }
+        Ok(crate::store::bound_user(&self.record()?).map(str::to_owned))
+    }
+
     pub(super) fn record(&self) -> Result<Record, StoreError> {
         match self {
             Self::Json(json) => serde_json::from_str(json).map_err(StoreError::unreadable),

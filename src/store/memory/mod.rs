@@ -5,15 +5,19 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use sha2::{Digest, Sha256};
 
-use super::{Changes, Deadline, Record, Store, Updated};
+use super::{
+    bound_user, changes_binding, Changes, Deadline, Listed, Record, Store, Updated, UserIndex,
+};
 use crate::clock::{Clock, SystemClock};
 use crate::error::StoreError;
 use crate::id::{self, Id};
 
 mod data;
 mod shard;
+mod users;
 use data::Data;
 use shard::Shard;
+use users::Users;
 
 const SHARDS: usize = 16;
 
@@ -58,6 +62,8 @@ struct Inner {
     ids: Arc<IdGenerator>,
     max_sessions: usize,
     max_record: Option<usize>,
+    /// Which records are bound to which user ([`UserIndex`]).
+    users: Mutex<Users>,
 }
 
 impl Default for MemoryStore {
@@ -134,6 +140,7 @@ impl MemoryStore {
                 ids,
                 max_sessions,
                 max_record,
+                users: Mutex::new(Users::new()),
             }),
         }
     }
@@ -168,6 +175,17 @@ impl MemoryStore {
         }
     }
 
+    /// Adds `record` to `user`'s index, pruning the index first when it has
+    /// grown enough. Called with the index lock held.
+    fn index(&self, users: &mut Users, user: Option<&str>, record: [u8; 32]) {
+        let Some(user) = user else { return };
+        if users.due_for_prune() {
+            let now = self.inner.clock.now();
+            users.prune(|d| self.shard(d).contains_live(d, now));
+        }
+        users.add(digest(user), record);
+    }
+
     /// Inserts `data` under a freshly minted id; never over a live record.
     fn insert_new(&self, data: Data, expires: Deadline) -> String {
         let now = self.inner.clock.now();
@@ -195,6 +213,11 @@ impl MemoryStore {
     }
 }
 
+fn lock_users(m: &Mutex<Users>) -> MutexGuard<'_, Users> {
+    // Each index operation completes or leaves entries the next prune drops.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn lock(m: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
     // A panic while holding a shard cannot leave a map half-updated in a way
     // that matters here (each operation is one insert or remove).
@@ -205,10 +228,44 @@ fn digest(id: &str) -> [u8; 32] {
     Sha256::digest(id.as_bytes()).into()
 }
 
+/// A handle (64 hex digits) back to the digest it spells.
+fn from_hex(handle: &str) -> Option<[u8; 32]> {
+    let bytes = handle.as_bytes();
+    if bytes.len() != 64 {
+        return None;
+    }
+    let nibble = |b: u8| match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        _ => None,
+    };
+    let mut out = [0u8; 32];
+    for (i, pair) in bytes.chunks_exact(2).enumerate() {
+        out[i] = nibble(pair[0])? << 4 | nibble(pair[1])?;
+    }
+    Some(out)
+}
+
+fn to_hex(d: &[u8; 32]) -> String {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(64);
+    for b in d {
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
+    s
+}
+
 impl Store for MemoryStore {
     async fn create(&self, record: &Record, expires: Deadline) -> Result<String, StoreError> {
         let data = self.checked(Data::new(record)?)?;
-        Ok(self.insert_new(data, expires))
+        let Some(user) = bound_user(record) else {
+            return Ok(self.insert_new(data, expires));
+        };
+        let mut users = lock_users(&self.inner.users);
+        let id = self.insert_new(data, expires);
+        self.index(&mut users, Some(user), digest(&id));
+        Ok(id)
     }
 
     async fn load(&self, value: &str) -> Result<Option<Record>, StoreError> {
@@ -233,6 +290,9 @@ impl Store for MemoryStore {
         }
         let key = digest(value);
         let now = self.inner.clock.now();
+        // A change of binding holds the index lock from the merge to the
+        // index update, so a listing sees the record under one user or the other.
+        let mut users = changes_binding(changes).then(|| lock_users(&self.inner.users));
         // The merge and the emptiness check under one shard lock: a
         // concurrent update of another key is either in the merge or after it.
         let mut shard = self.shard(&key);
@@ -240,12 +300,29 @@ impl Store for MemoryStore {
             return Ok(Updated::Gone);
         };
         let merged = self.checked(e.data.apply(changes, record)?)?;
-        if merged.is_empty() {
+        let moved = match &users {
+            Some(_) => Some((e.data.user()?, merged.user()?)),
+            None => None,
+        };
+        let emptied = merged.is_empty();
+        if emptied {
             shard.remove(&key);
+        } else {
+            e.data = merged;
+            e.expires = expires.at;
+        }
+        drop(shard);
+        if let (Some(users), Some((old, new))) = (users.as_mut(), moved) {
+            if old != new {
+                if let Some(old) = old {
+                    users.remove(&digest(&old), &key);
+                }
+                self.index(users, new.as_deref(), key);
+            }
+        }
+        if emptied {
             return Ok(Updated::Emptied);
         }
-        e.data = merged;
-        e.expires = expires.at;
         Ok(Updated::Written(value.to_owned()))
     }
 
@@ -261,16 +338,26 @@ impl Store for MemoryStore {
         }
         let key = digest(old);
         let now = self.inner.clock.now();
+        // The whole move under the index lock, so it cannot interleave with
+        // the end of a user's sessions: either the record is moved (and the
+        // new one indexed) before it is ended, or it is gone.
+        let mut users = lock_users(&self.inner.users);
         // Taken out under its shard lock: from here on the old id is dead
         // for everyone, and the new one is known to no one until we answer.
         let Some(e) = self.shard(&key).remove(&key).filter(|e| e.expires > now) else {
             return Ok(Updated::Gone);
         };
+        if let Some(user) = e.data.user()? {
+            users.remove(&digest(&user), &key);
+        }
         let merged = self.checked(e.data.apply(changes, record)?)?;
         if merged.is_empty() {
             return Ok(Updated::Emptied);
         }
-        Ok(Updated::Written(self.insert_new(merged, expires)))
+        let user = merged.user()?;
+        let id = self.insert_new(merged, expires);
+        self.index(&mut users, user.as_deref(), digest(&id));
+        Ok(Updated::Written(id))
     }
 
     async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, StoreError> {
@@ -289,9 +376,61 @@ impl Store for MemoryStore {
     async fn delete(&self, value: &str) -> Result<(), StoreError> {
         if id::is_valid(value) {
             let key = digest(value);
-            self.shard(&key).remove(&key);
+            let gone = self.shard(&key).remove(&key);
+            if let Some(user) = gone.and_then(|e| e.data.user().ok().flatten()) {
+                lock_users(&self.inner.users).remove(&digest(&user), &key);
+            }
         }
         Ok(())
+    }
+}
+
+impl UserIndex for MemoryStore {
+    async fn sessions_of(&self, user: &str) -> Result<Vec<Listed>, StoreError> {
+        let who = digest(user);
+        let now = self.inner.clock.now();
+        let mut users = lock_users(&self.inner.users);
+        let mut listed = Vec::new();
+        let mut dead = Vec::new();
+        for d in users.records(&who) {
+            let mut shard = self.shard(d);
+            let Some(e) = shard.live(d, now) else {
+                dead.push(*d);
+                continue;
+            };
+            let record = e.data.record()?;
+            if bound_user(&record) == Some(user) {
+                listed.push(Listed::new(to_hex(d), record, e.expires));
+            } else {
+                dead.push(*d);
+            }
+        }
+        for d in &dead {
+            users.remove(&who, d);
+        }
+        Ok(listed)
+    }
+
+    async fn end_session(&self, user: &str, handle: &str) -> Result<bool, StoreError> {
+        let Some(d) = from_hex(handle) else {
+            return Ok(false);
+        };
+        let now = self.inner.clock.now();
+        let mut users = lock_users(&self.inner.users);
+        let mut shard = self.shard(&d);
+        let Some(e) = shard.live(&d, now) else {
+            drop(shard);
+            users.remove(&digest(user), &d);
+            return Ok(false);
+        };
+        // SECURITY K57: only a session bound to this user.
+        if e.data.user()?.as_deref() != Some(user) {
+            return Ok(false);
+        }
+        shard.remove(&d);
+        drop(shard);
+        users.remove(&digest(user), &d);
+        Ok(true)
     }
 }
 
