@@ -74,6 +74,7 @@
 //! | [`Key`] | secret keys, HKDF sub-keys, rotation with fallback keys |
 //! | [`clock`] | the time expiry follows, injectable for tests |
 //! | `csrf` | session-bound, masked CSRF tokens and the layer that checks them (feature `csrf`) |
+//! | [`users`] | a user's sessions: bind at login, list, end one, all, or all others ("log out everywhere") |
 //! | `extract` | the axum extractors (feature `axum`) |
 //! | `test_util` | the store conformance suite (feature `test-util`) |
 //!

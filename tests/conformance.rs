@@ -110,3 +110,79 @@ async fn postgres_store_passes_the_conformance_suite() {
     assert_eq!(report.passed(), 21);
     assert!(report.skipped().is_empty());
 }
+
+/// A store whose rotation is not atomic with the end of a session: it takes
+/// the old record out, waits, and creates the new one. The suite must catch
+/// the session that survives an "end all".
+#[derive(Clone)]
+struct SlowRotate(MemoryStore);
+
+mod slow_rotate {
+    use std::time::Duration;
+
+    use sessio::store::{Changes, Deadline, Listed, Record, Store, StoreError, Updated, UserIndex};
+
+    use super::SlowRotate;
+
+    impl Store for SlowRotate {
+        async fn create(&self, r: &Record, e: Deadline) -> Result<String, StoreError> {
+            self.0.create(r, e).await
+        }
+        async fn load(&self, v: &str) -> Result<Option<Record>, StoreError> {
+            self.0.load(v).await
+        }
+        async fn update(
+            &self,
+            v: &str,
+            r: &Record,
+            c: &Changes,
+            e: Deadline,
+        ) -> Result<Updated, StoreError> {
+            self.0.update(v, r, c, e).await
+        }
+        async fn rotate(
+            &self,
+            old: &str,
+            r: &Record,
+            c: &Changes,
+            e: Deadline,
+        ) -> Result<Updated, StoreError> {
+            let Some(mut stored) = self.0.load(old).await? else {
+                return Ok(Updated::Gone);
+            };
+            self.0.delete(old).await?;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            stored.apply(c, r);
+            Ok(Updated::Written(self.0.create(&stored, e).await?))
+        }
+        async fn touch(&self, v: &str, e: Deadline) -> Result<bool, StoreError> {
+            self.0.touch(v, e).await
+        }
+        async fn delete(&self, v: &str) -> Result<(), StoreError> {
+            self.0.delete(v).await
+        }
+    }
+
+    impl UserIndex for SlowRotate {
+        async fn sessions_of(&self, user: &str) -> Result<Vec<Listed>, StoreError> {
+            self.0.sessions_of(user).await
+        }
+        async fn end_session(&self, user: &str, handle: &str) -> Result<bool, StoreError> {
+            self.0.end_session(user, handle).await
+        }
+    }
+}
+
+// SECURITY K57
+#[tokio::test]
+async fn the_user_index_suite_catches_a_rotation_that_outlives_an_end() {
+    let run = tokio::spawn(Suite::new(SlowRotate(MemoryStore::new())).run_user_index());
+    let err = run.await.expect_err("a racy rotation passed the suite");
+    let msg = err.into_panic();
+    let msg = msg
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| msg.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default();
+    assert!(msg.contains("survived"), "failed for another reason: {msg}");
+}

@@ -67,6 +67,7 @@ pub(super) async fn bound_records_are_listed_under_their_user<St: UserIndex>(s: 
     );
 }
 
+// SECURITY K56
 pub(super) async fn rotate_keeps_a_bound_record_listed<St: UserIndex>(s: &St) {
     let u = user("carol");
     let old = must("create", s.create(&bound(&u), expires_in(60))).await;
@@ -155,6 +156,7 @@ pub(super) async fn deleted_and_expired_records_are_not_listed<St: UserIndex>(s:
     let _ = brief;
 }
 
+// SECURITY K57
 pub(super) async fn end_session_ends_only_the_named_users_session<St: UserIndex>(s: &St) {
     let (u1, u2) = (user("grace"), user("heidi"));
     let a = must("create", s.create(&bound(&u1), expires_in(60))).await;
@@ -193,6 +195,7 @@ pub(super) async fn end_session_ends_only_the_named_users_session<St: UserIndex>
     );
 }
 
+// SECURITY K57
 pub(super) async fn end_all_racing_cycle_id_leaves_no_session<St: UserIndex + Clone>(s: &St) {
     let users = UserSessions::new(s.clone());
     for round in 0..20 {

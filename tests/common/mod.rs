@@ -11,7 +11,7 @@ use axum::http::{header, Request, Response, StatusCode};
 use axum::routing::get;
 use axum::Router;
 use http_body_util::BodyExt;
-use sessio::store::{Changes, Deadline, Record, Store, StoreError, Updated};
+use sessio::store::{Changes, Deadline, Listed, Record, Store, StoreError, Updated, UserIndex};
 use sessio::{Key, MemoryStore, Session};
 use tower::ServiceExt;
 
@@ -124,6 +124,17 @@ impl<S: Store + Clone> Store for TestStore<S> {
     async fn delete(&self, value: &str) -> Result<(), StoreError> {
         self.enter("delete")?;
         self.inner.delete(value).await
+    }
+}
+
+impl<S: UserIndex + Clone> UserIndex for TestStore<S> {
+    async fn sessions_of(&self, user: &str) -> Result<Vec<Listed>, StoreError> {
+        self.enter("sessions_of")?;
+        self.inner.sessions_of(user).await
+    }
+    async fn end_session(&self, user: &str, handle: &str) -> Result<bool, StoreError> {
+        self.enter("end_session")?;
+        self.inner.end_session(user, handle).await
     }
 }
 

@@ -79,6 +79,7 @@ impl Users {
 mod tests {
     use super::*;
 
+    // SECURITY K56
     #[test]
     fn the_index_is_pruned_when_it_doubles() {
         let mut users = Users::new();
