@@ -137,7 +137,9 @@ async fn migrate_is_idempotent_and_table_names_are_validated() {
          id_hash text PRIMARY KEY,\n    \
          data jsonb NOT NULL,\n    \
          expires timestamptz NOT NULL\n);\n\
-         CREATE INDEX IF NOT EXISTS \"sessio_sessions_expires_idx\" ON \"sessio_sessions\" (expires);\n"
+         CREATE INDEX IF NOT EXISTS \"sessio_sessions_expires_idx\" ON \"sessio_sessions\" (expires);\n\
+         CREATE INDEX IF NOT EXISTS \"sessio_sessions_user_idx\" ON \"sessio_sessions\" \
+         ((data ->> '_user')) WHERE (data ->> '_user') IS NOT NULL;\n"
     );
     // Several servers starting at once.
     let runs: Vec<_> = (0..4)

@@ -173,7 +173,9 @@ async fn migrate_is_idempotent_and_table_names_are_validated() {
          id_hash TEXT PRIMARY KEY NOT NULL,\n    \
          data TEXT NOT NULL,\n    \
          expires INTEGER NOT NULL\n);\n\
-         CREATE INDEX IF NOT EXISTS \"sessio_sessions_expires_idx\" ON \"sessio_sessions\" (expires);\n"
+         CREATE INDEX IF NOT EXISTS \"sessio_sessions_expires_idx\" ON \"sessio_sessions\" (expires);\n\
+         CREATE INDEX IF NOT EXISTS \"sessio_sessions_user_idx\" ON \"sessio_sessions\" \
+         (json_extract(data, '$._user')) WHERE json_extract(data, '$._user') IS NOT NULL;\n"
     );
     let custom = store.clone().with_table_name("main.Custom_2").unwrap();
     assert_eq!(custom.table_name(), "main.Custom_2");
