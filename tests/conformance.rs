@@ -73,9 +73,12 @@ async fn sqlite_store_passes_the_conformance_suite_on_a_file() {
         .unwrap();
     let store = sessio::SqlStore::sqlite(pool);
     store.migrate().await.expect("migrate");
-    let report = Suite::new(store).run().await;
+    let report = Suite::new(store.clone()).run().await;
     assert_eq!(report.passed(), 21);
     assert!(report.skipped().is_empty());
+    // SECURITY K56 / K57: the user index contract.
+    let report = Suite::new(store).run_user_index().await;
+    assert_eq!(report.passed(), 6);
 }
 
 #[cfg(feature = "sqlite")]
@@ -92,9 +95,12 @@ async fn sqlite_store_passes_the_conformance_suite_in_memory() {
         .unwrap();
     let store = sessio::SqlStore::sqlite(pool);
     store.migrate().await.expect("migrate");
-    let report = Suite::new(store).run().await;
+    let report = Suite::new(store.clone()).run().await;
     assert_eq!(report.passed(), 21);
     assert!(report.skipped().is_empty());
+    // SECURITY K56 / K57: the user index contract.
+    let report = Suite::new(store).run_user_index().await;
+    assert_eq!(report.passed(), 6);
 }
 
 #[cfg(feature = "postgres")]
@@ -106,7 +112,10 @@ async fn postgres_store_passes_the_conformance_suite() {
         .expect("pool");
     let store = sessio::SqlStore::postgres(pool);
     store.migrate().await.expect("migrate");
-    let report = Suite::new(store).run().await;
+    let report = Suite::new(store.clone()).run().await;
     assert_eq!(report.passed(), 21);
     assert!(report.skipped().is_empty());
+    // SECURITY K56 / K57: the user index contract.
+    let report = Suite::new(store).run_user_index().await;
+    assert_eq!(report.passed(), 6);
 }
