@@ -168,10 +168,11 @@ fn redis() -> Result<(sessio::RedisStore, Devices), Box<dyn Error>> {
     Ok((store, Devices::unlisted(why)))
 }
 
-/// What lists the SQL stores' sessions (SQLite and PostgreSQL alike).
+/// What lists the SQL stores' sessions (SQLite and PostgreSQL alike): the
+/// same table the layer writes, through a clone sharing the pool.
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
-fn sql_devices(_store: &sessio::SqlStore) -> Devices {
-    Devices::unlisted("This build's SQL store keeps no user index.")
+fn sql_devices(store: &sessio::SqlStore) -> Devices {
+    Devices::new(UserSessions::new(store.clone()))
 }
 
 /// How often a SQL store deletes expired sessions.
