@@ -47,7 +47,7 @@ pub(crate) async fn serve(app: Router) -> String {
     format!("http://{addr}")
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())

@@ -8,10 +8,13 @@
 //! `target/browser/redis-second-instance.png`.
 
 mod harness;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod instances;
 mod two_devices;
 
-// For the hermetic redis-server in `common::redis`.
-#[cfg(feature = "redis")]
+// For the hermetic servers in `common::redis` and `common::postgres`, and
+// the example binary's path.
+#[cfg(any(feature = "redis", feature = "postgres"))]
 #[path = "../common/mod.rs"]
 mod common;
 
@@ -306,4 +309,36 @@ async fn a_login_on_one_instance_holds_on_the_other_with_postgres() {
         .await
         .expect("the browser flow took over 90 s");
     browser.close().await;
+}
+
+/// The same session key for both instances: either reads the other's cookies.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+const SHARED_KEY: &str = "3f6c1a9e5b7d2048c1e3a5b7d9f0214365879aabcdef0123456789abcdef0123";
+
+/// Two profiles, each on its own instance of the example (two processes),
+/// the sessions in one PostgreSQL: a sign-out or a password change on one
+/// instance holds on the other.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_device_signs_out_another_across_two_instances_on_postgres() {
+    let pg = common::postgres::PgServer::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = pg.url();
+    // Users stay in the default file in the temporary directory: point it here.
+    let tmp = dir.path().to_str().expect("a UTF-8 path");
+    let envs = [
+        ("STORE", "postgres"),
+        ("DATABASE_URL", url.as_str()),
+        ("TMPDIR", tmp),
+        ("SESSION_KEY", SHARED_KEY),
+    ];
+    let a = instances::Instance::start(&envs);
+    let b = instances::Instance::start(&envs);
+    let (pa, pb) = Browser::start_two().await;
+    let flow = two_devices::sign_out_the_other_device(pa.client(), &a.base, pb.client(), &b.base);
+    tokio::time::timeout(Duration::from_secs(120), flow)
+        .await
+        .expect("the two-browser flow took over 120 s");
+    pa.close().await;
+    pb.close().await;
 }
