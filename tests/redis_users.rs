@@ -666,6 +666,73 @@ mod cluster {
         );
     }
 
+    async fn raw(
+        cluster: &RedisCluster,
+    ) -> sessio::store::deadpool_redis::redis::cluster_async::ClusterConnection {
+        sessio::store::deadpool_redis::redis::cluster::ClusterClient::new(cluster.urls())
+            .expect("client")
+            .get_async_connection()
+            .await
+            .expect("cluster connection")
+    }
+
+    // SECURITY K57: the two halves of the cluster protocol, each in the state
+    // a race leaves it in. A rotation that finds its old handle tombstoned
+    // (the end ran between its first and third steps) answers gone and
+    // leaves no record; a record mid-rotation (a ghost) is listed and ended,
+    // never loaded.
+    #[tokio::test]
+    async fn a_tombstone_refuses_a_rotation_and_a_ghost_is_ended() {
+        use sessio::store::deadpool_redis::redis::AsyncCommands;
+        use sessio::store::{Changes, Updated};
+        let cluster = RedisCluster::start();
+        let s = store(&cluster);
+        let mut conn = raw(&cluster).await;
+        let index = storage_key("session:user:", "kim");
+
+        let old = s.create(&bound("kim"), expires_in(60)).await.unwrap();
+        let lapses = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_micros()
+            + 60_000_000;
+        let tomb = format!("~{}", storage_key("", &old));
+        let _: i64 = conn.zadd(&index, &tomb, lapses.to_string()).await.unwrap();
+        let got = s
+            .rotate(&old, &bound("kim"), &Changes::default(), expires_in(60))
+            .await;
+        assert_eq!(got.unwrap(), Updated::Gone, "a tombstoned rotation");
+        assert!(s.load(&old).await.unwrap().is_none(), "old record");
+        assert!(s.sessions_of("kim").await.unwrap().is_empty(), "listed");
+        let keys: usize = cluster
+            .nodes()
+            .iter()
+            .map(|n| n.cli(&["DBSIZE"]).parse::<usize>().unwrap())
+            .sum();
+        assert_eq!(keys, 1, "only the index (its tombstone) is left");
+
+        let ghost = s.create(&bound("kim"), expires_in(60)).await.unwrap();
+        let key = storage_key("session:", &ghost);
+        let _: i64 = conn.hdel(&key, "\0v").await.unwrap();
+        assert!(
+            s.load(&ghost).await.unwrap().is_none(),
+            "a ghost never loads"
+        );
+        let listed = s.sessions_of("kim").await.unwrap();
+        assert_eq!(listed.len(), 1, "a ghost is listed");
+        assert!(
+            s.end_session("kim", &listed[0].handle).await.unwrap(),
+            "and ended"
+        );
+        let exists: i64 = conn.exists(&key).await.unwrap();
+        assert_eq!(exists, 0, "the ghost is deleted");
+        let tombs: Vec<String> = conn.zrange(&index, 0, -1).await.unwrap();
+        assert!(
+            tombs.contains(&format!("~{}", listed[0].handle)),
+            "its end left a tombstone"
+        );
+    }
+
     // SECURITY K56 / J55: a cluster node's connections killed between a
     // login and a listing: listing and ending work on the next call.
     #[tokio::test]
