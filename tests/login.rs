@@ -29,7 +29,8 @@ fn app_with(secure: bool) -> Router {
     app_on(store, devices, secure)
 }
 
-/// On a store without a user index, the sessions page says so.
+/// On a store without a user index (the cookie store), the sessions page
+/// says so.
 fn app_unlisted<St: sessio::Store>(store: St) -> Router {
     app_on(store, Devices::unlisted("no index in this test"), false)
 }
@@ -159,7 +160,8 @@ async fn register_login_greet_logout_on_the_cookie_store() {
 async fn register_login_greet_logout_on_redis() {
     let redis = common::redis::RedisServer::start();
     let store = sessio::RedisStore::connect(&redis.url()).unwrap();
-    flow(&app_unlisted(store)).await;
+    let devices = Devices::new(UserSessions::new(store.clone()));
+    flow(&app_on(store, devices, false)).await;
 }
 
 async fn flow(app: &Router) {
@@ -326,7 +328,7 @@ async fn a_login_on_one_instance_holds_on_the_other_with_redis() {
             key: key(),
             secure: false,
         };
-        let devices = Devices::unlisted("no index in this test");
+        let devices = Devices::new(UserSessions::new(store.clone()));
         app::router(store, devices, users, options).unwrap()
     };
     let (a, b) = (instance(), instance());

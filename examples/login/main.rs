@@ -164,8 +164,9 @@ fn redis() -> Result<(sessio::RedisStore, Devices), Box<dyn Error>> {
     let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
     // The error leaves the URL out: it may hold a password.
     let store = sessio::RedisStore::connect(&url).map_err(|e| format!("REDIS_URL: {e}"))?;
-    let why = "This build's Redis store keeps no user index.";
-    Ok((store, Devices::unlisted(why)))
+    // Every instance on this Redis lists and ends the same sessions.
+    let devices = Devices::new(UserSessions::new(store.clone()));
+    Ok((store, devices))
 }
 
 /// What lists the SQL stores' sessions (SQLite and PostgreSQL alike): the
