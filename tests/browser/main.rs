@@ -52,10 +52,14 @@ fn login_app() -> axum::Router {
 
 /// The login app on `store`, with the users in the SQLite file at `db`.
 #[cfg(feature = "redis")]
-fn login_app_on<St: sessio::Store>(store: St, db: &Path, key: Key) -> axum::Router {
+fn login_app_on<St: sessio::store::UserIndex + Clone>(
+    store: St,
+    db: &Path,
+    key: Key,
+) -> axum::Router {
     let users = users::Users::open(db).expect("the user table");
     let options = app::Options { key, secure: false };
-    let devices = Devices::unlisted("not listed in this test");
+    let devices = Devices::new(UserSessions::new(store.clone()));
     app::router(store, devices, users, options).expect("the login app")
 }
 
@@ -314,6 +318,34 @@ async fn a_login_on_one_instance_holds_on_the_other_with_postgres() {
 /// The same session key for both instances: either reads the other's cookies.
 #[cfg(any(feature = "redis", feature = "postgres"))]
 const SHARED_KEY: &str = "3f6c1a9e5b7d2048c1e3a5b7d9f0214365879aabcdef0123456789abcdef0123";
+
+/// Two profiles, each on its own instance of the example (two processes on
+/// two loopback ports) sharing one hermetic redis-server: a sign-out or a
+/// password change on one instance holds on the other.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_device_signs_out_another_across_two_instances_sharing_redis() {
+    let redis = common::redis::RedisServer::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = dir.path().join("users.sqlite3");
+    let (url, db) = (redis.url(), db.to_str().expect("a UTF-8 path").to_owned());
+    let envs = [
+        ("STORE", "redis"),
+        ("REDIS_URL", url.as_str()),
+        ("DATABASE_URL", db.as_str()),
+        ("SESSION_KEY", SHARED_KEY),
+    ];
+    let a = instances::Instance::start(&envs);
+    let b = instances::Instance::start(&envs);
+    assert_ne!(a.base, b.base);
+    let (pa, pb) = Browser::start_two().await;
+    let flow = two_devices::sign_out_the_other_device(pa.client(), &a.base, pb.client(), &b.base);
+    tokio::time::timeout(Duration::from_secs(120), flow)
+        .await
+        .expect("the two-browser flow took over 120 s");
+    pa.close().await;
+    pb.close().await;
+}
 
 /// Two profiles, each on its own instance of the example (two processes),
 /// the sessions in one PostgreSQL: a sign-out or a password change on one
