@@ -42,6 +42,27 @@ async fn redis_store_passes_the_conformance_suite() {
     assert!(report.skipped().is_empty());
 }
 
+// SECURITY K56, K57: the index contract on a single Redis.
+#[cfg(feature = "redis")]
+#[tokio::test]
+async fn redis_store_keeps_the_user_index_contract() {
+    let server = common::redis::RedisServer::start();
+    let store = sessio::RedisStore::connect(&server.url()).expect("store");
+    let report = Suite::new(store).run_user_index().await;
+    assert_eq!(report.passed(), 6);
+}
+
+// SECURITY K56, K57: the index contract on a real Redis Cluster, where a
+// record and its user's index live in different slots.
+#[cfg(feature = "redis-cluster")]
+#[tokio::test]
+async fn redis_cluster_store_keeps_the_user_index_contract() {
+    let cluster = common::redis::RedisCluster::start();
+    let store = sessio::RedisStore::connect_cluster(cluster.urls()).expect("store");
+    let report = Suite::new(store).run_user_index().await;
+    assert_eq!(report.passed(), 6);
+}
+
 #[cfg(feature = "redis-cluster")]
 #[tokio::test]
 async fn redis_cluster_store_passes_the_conformance_suite() {
@@ -73,9 +94,12 @@ async fn sqlite_store_passes_the_conformance_suite_on_a_file() {
         .unwrap();
     let store = sessio::SqlStore::sqlite(pool);
     store.migrate().await.expect("migrate");
-    let report = Suite::new(store).run().await;
+    let report = Suite::new(store.clone()).run().await;
     assert_eq!(report.passed(), 21);
     assert!(report.skipped().is_empty());
+    // SECURITY K56 / K57: the user index contract.
+    let report = Suite::new(store).run_user_index().await;
+    assert_eq!(report.passed(), 6);
 }
 
 #[cfg(feature = "sqlite")]
@@ -92,9 +116,12 @@ async fn sqlite_store_passes_the_conformance_suite_in_memory() {
         .unwrap();
     let store = sessio::SqlStore::sqlite(pool);
     store.migrate().await.expect("migrate");
-    let report = Suite::new(store).run().await;
+    let report = Suite::new(store.clone()).run().await;
     assert_eq!(report.passed(), 21);
     assert!(report.skipped().is_empty());
+    // SECURITY K56 / K57: the user index contract.
+    let report = Suite::new(store).run_user_index().await;
+    assert_eq!(report.passed(), 6);
 }
 
 #[cfg(feature = "postgres")]
@@ -106,9 +133,12 @@ async fn postgres_store_passes_the_conformance_suite() {
         .expect("pool");
     let store = sessio::SqlStore::postgres(pool);
     store.migrate().await.expect("migrate");
-    let report = Suite::new(store).run().await;
+    let report = Suite::new(store.clone()).run().await;
     assert_eq!(report.passed(), 21);
     assert!(report.skipped().is_empty());
+    // SECURITY K56 / K57: the user index contract.
+    let report = Suite::new(store).run_user_index().await;
+    assert_eq!(report.passed(), 6);
 }
 
 /// A store whose rotation is not atomic with the end of a session: it takes

@@ -1,6 +1,7 @@
 //! Runs the `login` example binary on the SQL stores: a login survives a
 //! restart of the example (`STORE=sqlite` with its SQLite file,
-//! `STORE=postgres` with `DATABASE_URL`).
+//! `STORE=postgres` with `DATABASE_URL`), and the "Active sessions" page
+//! lists a user's sessions and signs one out.
 
 mod common;
 
@@ -120,8 +121,13 @@ impl Client {
     }
 
     fn post(&mut self, path: &str, fields: &[(&str, &str)]) -> Page {
+        self.post_from(path, path, fields)
+    }
+
+    /// Posts to `action` with the token of the form on the page at `page`.
+    fn post_from(&mut self, page: &str, action: &str, fields: &[(&str, &str)]) -> Page {
         let token = {
-            let page = self.request("GET", path, None);
+            let page = self.request("GET", page, None);
             let rest = page
                 .body
                 .split(r#"name="csrf" value=""#)
@@ -134,7 +140,7 @@ impl Client {
             .map(|(k, v)| format!("{k}={}", escape(v)))
             .collect();
         form.push(format!("csrf={}", escape(&token)));
-        self.request("POST", path, Some(&form.join("&")))
+        self.request("POST", action, Some(&form.join("&")))
     }
 }
 
@@ -182,6 +188,75 @@ fn login_survives_a_restart(envs: &[(&str, &str)]) {
         home.location
     );
     assert!(home.body.contains("Hello, ada!"), "{}", home.body);
+}
+
+/// Two clients log in as one user; the first lists both sessions, signs the
+/// other out, and the other's next request is logged out.
+fn the_sessions_page_signs_out_another_device(envs: &[(&str, &str)]) {
+    let port = free_port();
+    let _server = start(port, envs);
+    let mut a = Client {
+        port,
+        jar: BTreeMap::new(),
+    };
+    let mut b = Client {
+        port,
+        jar: BTreeMap::new(),
+    };
+    let fields = [("username", "bob"), ("password", "correct-horse")];
+    a.post("/register", &fields);
+    for c in [&mut a, &mut b] {
+        let r = c.post("/login", &fields);
+        assert_eq!(r.location.as_deref(), Some("/"), "{}", r.body);
+    }
+    let page = a.request("GET", "/sessions", None);
+    assert_eq!(page.status, 200);
+    assert_eq!(
+        page.body.matches(r#"<li class="device">"#).count(),
+        2,
+        "{}",
+        page.body
+    );
+    assert_eq!(page.body.matches("this device").count(), 1);
+    let handle = page
+        .body
+        .split(r#"name="handle" value=""#)
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("a sign-out button")
+        .to_owned();
+    let r = a.post_from("/sessions", "/sessions/end", &[("handle", &handle)]);
+    assert_eq!(r.location.as_deref(), Some("/sessions"), "{}", r.body);
+    let page = a.request("GET", "/sessions", None);
+    assert!(page.body.contains("Signed out 1 session"), "{}", page.body);
+    assert_eq!(page.body.matches(r#"<li class="device">"#).count(), 1);
+    let home = b.request("GET", "/", None);
+    assert_eq!(
+        (home.status, home.location.as_deref()),
+        (303, Some("/login"))
+    );
+}
+
+#[test]
+fn the_sessions_page_on_sqlite_signs_out_another_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("login.sqlite3");
+    the_sessions_page_signs_out_another_device(&[
+        ("STORE", "sqlite"),
+        ("DATABASE_URL", db.to_str().unwrap()),
+    ]);
+}
+
+#[cfg(feature = "postgres")]
+#[test]
+fn the_sessions_page_on_postgres_signs_out_another_device() {
+    let server = common::postgres::PgServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    the_sessions_page_signs_out_another_device(&[
+        ("STORE", "postgres"),
+        ("DATABASE_URL", &server.url()),
+        ("TMPDIR", dir.path().to_str().unwrap()),
+    ]);
 }
 
 #[test]

@@ -6,6 +6,8 @@ mod common;
 
 #[path = "../examples/login/app.rs"]
 mod app;
+#[path = "../examples/login/devices.rs"]
+mod devices;
 #[path = "../examples/login/pages.rs"]
 mod pages;
 #[path = "../examples/login/users.rs"]
@@ -17,16 +19,26 @@ use axum::body::Body;
 use axum::http::{header, Request, StatusCode};
 use axum::Router;
 use common::{key, send, Reply};
+use devices::Devices;
+use sessio::users::UserSessions;
 use sessio::{CookieStore, MemoryStore};
 
 fn app_with(secure: bool) -> Router {
-    app_on(MemoryStore::new(), secure)
+    let store = MemoryStore::new();
+    let devices = Devices::new(UserSessions::new(store.clone()));
+    app_on(store, devices, secure)
 }
 
-fn app_on<St: sessio::Store>(store: St, secure: bool) -> Router {
+/// On a store without a user index (the cookie store), the sessions page
+/// says so.
+fn app_unlisted<St: sessio::Store>(store: St) -> Router {
+    app_on(store, Devices::unlisted("no index in this test"), false)
+}
+
+fn app_on<St: sessio::Store>(store: St, devices: Devices, secure: bool) -> Router {
     let users = users::Users::open(Path::new(":memory:")).unwrap();
     let options = app::Options { key: key(), secure };
-    app::router(store, users, options).unwrap()
+    app::router(store, devices, users, options).unwrap()
 }
 
 /// A client that keeps one cookie, as a browser would.
@@ -140,7 +152,7 @@ async fn register_login_greet_logout() {
 
 #[tokio::test]
 async fn register_login_greet_logout_on_the_cookie_store() {
-    flow(&app_on(CookieStore::new(), false)).await;
+    flow(&app_unlisted(CookieStore::new())).await;
 }
 
 #[cfg(feature = "redis")]
@@ -148,7 +160,8 @@ async fn register_login_greet_logout_on_the_cookie_store() {
 async fn register_login_greet_logout_on_redis() {
     let redis = common::redis::RedisServer::start();
     let store = sessio::RedisStore::connect(&redis.url()).unwrap();
-    flow(&app_on(store, false)).await;
+    let devices = Devices::new(UserSessions::new(store.clone()));
+    flow(&app_on(store, devices, false)).await;
 }
 
 async fn flow(app: &Router) {
@@ -315,7 +328,8 @@ async fn a_login_on_one_instance_holds_on_the_other_with_redis() {
             key: key(),
             secure: false,
         };
-        app::router(store, users, options).unwrap()
+        let devices = Devices::new(UserSessions::new(store.clone()));
+        app::router(store, devices, users, options).unwrap()
     };
     let (a, b) = (instance(), instance());
 

@@ -2,6 +2,7 @@
 //! connections (SECURITY G32-G34, J55 for SQL).
 
 mod common;
+mod sql_scenarios;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -329,4 +330,44 @@ async fn a_statement_cut_off_leaves_no_stale_reply_on_the_connection() {
     // dead, never half-moved.
     assert_eq!(store.load(&v).await.unwrap(), None);
     assert_eq!(store.load(&w).await.unwrap(), Some(other));
+}
+
+// SECURITY K56: PostgreSQL restarted between a login and the listing of the
+// user's sessions: while it is down a listing answers 503 (through the
+// layer) or `StoreUnavailable` (outside a request), within the pool's
+// timeout; once it is back the next listing works and an end takes effect.
+#[tokio::test]
+async fn listing_a_users_sessions_works_after_a_postgres_restart() {
+    use sql_scenarios::users::{app, entries, login, who};
+    let mut server = PgServer::start();
+    let store = SqlStore::postgres(pool(&server).await);
+    store.migrate().await.expect("migrate");
+    let users = sessio::users::UserSessions::new(store.clone());
+    let app = app(store);
+    let a = login(&app, "erin", "laptop").await;
+    let b = login(&app, "erin", "phone").await;
+
+    server.stop();
+    let (r, took) = timed(&app, "/list", Some(&a)).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.body);
+    assert!(r.set_cookies().is_empty(), "Set-Cookie on a 503");
+    assert!(took < BOUND, "took {took:?}");
+    let start = Instant::now();
+    let got = users.list("erin").await;
+    assert!(
+        matches!(got, Err(sessio::Error::StoreUnavailable(_))),
+        "{got:?}"
+    );
+    assert!(start.elapsed() < BOUND);
+
+    server.start_again();
+    let list = entries(&call(&app, "/list", Some(&a)).await);
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert_eq!(users.list("erin").await.unwrap().len(), 2);
+    let hb = sql_scenarios::users::handle_of(&list, "phone");
+    assert_eq!(
+        call(&app, &format!("/end?h={hb}"), Some(&a)).await.body,
+        "true"
+    );
+    assert_eq!(who(&app, &b).await, "anonymous");
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 use sessio::store::sqlx::postgres::PgPoolOptions;
 use sessio::store::sqlx::PgPool;
 use sessio::store::StoreError;
-use sessio::store::{storage_key, Store};
+use sessio::store::{storage_key, Store, UserIndex};
 use sessio::{ConfigError, SqlStore};
 use sql_scenarios::{expires_in, record};
 
@@ -137,7 +137,9 @@ async fn migrate_is_idempotent_and_table_names_are_validated() {
          id_hash text PRIMARY KEY,\n    \
          data jsonb NOT NULL,\n    \
          expires timestamptz NOT NULL\n);\n\
-         CREATE INDEX IF NOT EXISTS \"sessio_sessions_expires_idx\" ON \"sessio_sessions\" (expires);\n"
+         CREATE INDEX IF NOT EXISTS \"sessio_sessions_expires_idx\" ON \"sessio_sessions\" (expires);\n\
+         CREATE INDEX IF NOT EXISTS \"sessio_sessions_user_idx\" ON \"sessio_sessions\" \
+         ((data ->> '_user')) WHERE (data ->> '_user') IS NOT NULL;\n"
     );
     // Several servers starting at once.
     let runs: Vec<_> = (0..4)
@@ -233,4 +235,180 @@ async fn every_operation_is_one_statement() {
     let at = mark();
     assert_eq!(store.load(&v).await.unwrap(), None);
     count("load of an expired row", 2, at);
+}
+
+// SECURITY K56 / K57: a user's sessions through the layer on PostgreSQL.
+#[tokio::test]
+async fn two_logins_of_one_user_list_and_end_each_other() {
+    let server = PgServer::start();
+    let (store, _) = store(&server).await;
+    sql_scenarios::users::two_logins_list_and_end_the_other(store).await;
+}
+
+// SECURITY K57: "end all others" racing the other session's cycle_id loop,
+// on 8 connections (READ COMMITTED).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_others_racing_a_cycling_session_leaves_none() {
+    let server = PgServer::start();
+    let (store, _) = store(&server).await;
+    sql_scenarios::users::end_others_racing_a_cycling_session_leaves_none(store, 20).await;
+}
+
+// SECURITY K56: two app instances (two pools, two stores) on one database
+// see each other's logins and ends.
+#[tokio::test]
+async fn two_instances_on_one_database_see_each_others_ends() {
+    let server = PgServer::start();
+    let (one, _) = store(&server).await;
+    let (two, _) = store(&server).await;
+    sql_scenarios::users::two_instances_see_each_others_ends(one, two).await;
+}
+
+async fn user_index_count(pool: &PgPool) -> i64 {
+    sessio::store::sqlx::query_scalar(
+        "SELECT count(*) FROM pg_indexes WHERE indexname = 'sessio_sessions_user_idx'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+// SECURITY K56: `migrate` on a table made by the previous schema (no user
+// index) adds the index; its sessions are listed; a second run changes
+// nothing. Listings and ends can use the index, and it holds no session id.
+#[tokio::test]
+async fn migrate_adds_the_user_index_to_a_table_of_the_previous_schema() {
+    let server = PgServer::start();
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&server.url())
+        .await
+        .unwrap();
+    sessio::store::sqlx::raw_sql(
+        "CREATE TABLE sessio_sessions (id_hash text PRIMARY KEY, data jsonb NOT NULL, \
+         expires timestamptz NOT NULL); \
+         CREATE INDEX sessio_sessions_expires_idx ON sessio_sessions (expires);",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    let store = SqlStore::postgres(pool.clone());
+    let bound = record(&[("_user", json!("ada")), ("_user_since", json!(1))]);
+    let old = store.create(&bound, expires_in(60)).await.unwrap();
+    assert_eq!(user_index_count(&pool).await, 0);
+
+    store.migrate().await.expect("migrate");
+    assert_eq!(user_index_count(&pool).await, 1);
+    let listed = store.sessions_of("ada").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].handle, storage_key("", &old));
+    store.migrate().await.expect("second migrate");
+    assert_eq!(user_index_count(&pool).await, 1);
+
+    // The planner can answer a listing from the index (a tiny table would
+    // be scanned, so scans are turned off for the check).
+    let mut conn = pool.acquire().await.unwrap();
+    sessio::store::sqlx::query("SET enable_seqscan = off")
+        .execute(&mut *conn)
+        .await
+        .unwrap();
+    let plan: Vec<String> = sessio::store::sqlx::query_scalar(
+        "EXPLAIN SELECT id_hash FROM sessio_sessions \
+         WHERE (data ->> '_user') = $1 AND expires > now()",
+    )
+    .bind("\"ada\"")
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    assert!(
+        plan.iter().any(|l| l.contains("sessio_sessions_user_idx")),
+        "the listing cannot use the user index: {plan:?}"
+    );
+    // What the index holds: the user text, beside the row's hashed key.
+    let def: String = sessio::store::sqlx::query_scalar(
+        "SELECT indexdef FROM pg_indexes WHERE indexname = 'sessio_sessions_user_idx'",
+    )
+    .fetch_one(&pool)
+    .await
+    .unwrap();
+    assert!(def.contains("'_user'") && !def.contains("id_hash"), "{def}");
+}
+
+// SECURITY K56: a listing shows live sessions only: an expired row is never
+// listed nor ended, whatever the sweeper has done.
+#[tokio::test]
+async fn expired_rows_are_neither_listed_nor_ended() {
+    let server = PgServer::start();
+    let (store, pool) = store(&server).await;
+    let bound = record(&[("_user", json!("ada"))]);
+    let live = store.create(&bound, expires_in(60)).await.unwrap();
+    let dead = store.create(&bound, expires_in(60)).await.unwrap();
+    on_row(&pool, EXPIRE, &dead).await;
+    let listed = store.sessions_of("ada").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].handle, storage_key("", &live));
+    assert!(!store
+        .end_session("ada", &storage_key("", &dead))
+        .await
+        .unwrap());
+    assert_eq!(
+        rows(&pool, "default").await,
+        2,
+        "the expired row is the sweeper's"
+    );
+    assert_eq!(store.delete_expired().await.unwrap(), 1);
+}
+
+/// The statements one request ran, counted in the server's log.
+async fn statements_of(
+    server: &PgServer,
+    app: &axum::Router,
+    path: &str,
+    cookie: Option<&str>,
+) -> (usize, common::Reply) {
+    let at = server.log().len();
+    let r = common::call(app, path, cookie).await;
+    std::thread::sleep(Duration::from_millis(50));
+    (statements_since(server, at), r)
+}
+
+// Binding a session to a user adds no statement to a request that does not
+// change the binding: a read is one statement, a write two (load, merge),
+// bound or not; a login on an existing session is a load and a rotation.
+#[tokio::test]
+async fn binding_a_user_adds_no_statement_to_a_request() {
+    use sql_scenarios::users::{app, COOKIE};
+    let server = PgServer::start();
+    let (store, _) = store(&server).await;
+    let app = app(store);
+    let (n, r) = statements_of(&server, &app, "/note?v=1", None).await;
+    assert_eq!(n, 1, "anonymous first write: one insert");
+    let anon = r.cookie(COOKIE).unwrap();
+    let (read, _) = statements_of(&server, &app, "/whoami", Some(&anon)).await;
+    let (write, _) = statements_of(&server, &app, "/note?v=2", Some(&anon)).await;
+    let (login, r) = statements_of(&server, &app, "/login?user=ada&device=d", Some(&anon)).await;
+    assert_eq!(login, 2, "login on a session: load, rotate");
+    let bound = r.cookie(COOKIE).unwrap();
+    let (bound_read, r) = statements_of(&server, &app, "/whoami", Some(&bound)).await;
+    assert_eq!(r.body, "ada");
+    let (bound_write, _) = statements_of(&server, &app, "/note?v=3", Some(&bound)).await;
+    assert_eq!((read, write), (1, 2), "unbound read, write");
+    assert_eq!(
+        (bound_read, bound_write),
+        (read, write),
+        "bound read, write"
+    );
+    let (fresh_login, _) = statements_of(&server, &app, "/login?user=ada&device=e", None).await;
+    assert_eq!(fresh_login, 1, "login on a fresh browser: one insert");
+    let (list, r) = statements_of(&server, &app, "/list", Some(&bound)).await;
+    assert_eq!(list, 2, "list: load, select");
+    let other = r.body.lines().find(|l| l.ends_with(" e")).unwrap();
+    let handle = other.split(' ').next().unwrap();
+    let (end, r) = statements_of(&server, &app, &format!("/end?h={handle}"), Some(&bound)).await;
+    assert_eq!(r.body, "true");
+    assert_eq!(end, 2, "end: load, delete");
+    eprintln!(
+        "statements per request, bound session: read {bound_read}, write {bound_write}, \
+         login {login} (fresh browser {fresh_login}), list {list}, end {end}"
+    );
 }

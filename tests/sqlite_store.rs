@@ -8,7 +8,7 @@ use std::path::Path;
 use serde_json::json;
 use sessio::store::sqlx::sqlite::{SqliteConnectOptions, SqlitePool, SqlitePoolOptions};
 use sessio::store::StoreError;
-use sessio::store::{storage_key, Store};
+use sessio::store::{storage_key, Store, UserIndex};
 use sessio::{ConfigError, SqlStore};
 use sql_scenarios::{expires_in, record};
 
@@ -173,7 +173,9 @@ async fn migrate_is_idempotent_and_table_names_are_validated() {
          id_hash TEXT PRIMARY KEY NOT NULL,\n    \
          data TEXT NOT NULL,\n    \
          expires INTEGER NOT NULL\n);\n\
-         CREATE INDEX IF NOT EXISTS \"sessio_sessions_expires_idx\" ON \"sessio_sessions\" (expires);\n"
+         CREATE INDEX IF NOT EXISTS \"sessio_sessions_expires_idx\" ON \"sessio_sessions\" (expires);\n\
+         CREATE INDEX IF NOT EXISTS \"sessio_sessions_user_idx\" ON \"sessio_sessions\" \
+         (json_extract(data, '$._user')) WHERE json_extract(data, '$._user') IS NOT NULL;\n"
     );
     let custom = store.clone().with_table_name("main.Custom_2").unwrap();
     assert_eq!(custom.table_name(), "main.Custom_2");
@@ -231,4 +233,110 @@ async fn a_database_locked_past_the_busy_timeout_is_unavailable() {
         .create(&record(&[("a", json!(1))]), expires_in(60))
         .await
         .is_ok());
+}
+
+// SECURITY K56 / K57: a user's sessions through the layer on SQLite.
+#[tokio::test]
+async fn two_logins_of_one_user_list_and_end_each_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store(&dir).await;
+    sql_scenarios::users::two_logins_list_and_end_the_other(store).await;
+}
+
+// SECURITY K57: "end all others" racing the other session's cycle_id loop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_others_racing_a_cycling_session_leaves_none() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store(&dir).await;
+    sql_scenarios::users::end_others_racing_a_cycling_session_leaves_none(store, 10).await;
+}
+
+// SECURITY K56: two processes' pools on one database file see each other's
+// logins and ends.
+#[tokio::test]
+async fn two_pools_on_one_file_see_each_others_ends() {
+    let dir = tempfile::tempdir().unwrap();
+    let (one, _) = store(&dir).await;
+    let (two, _) = store(&dir).await;
+    sql_scenarios::users::two_instances_see_each_others_ends(one, two).await;
+}
+
+const PREVIOUS_SCHEMA: &str = "CREATE TABLE sessio_sessions (\
+     id_hash TEXT PRIMARY KEY NOT NULL, data TEXT NOT NULL, expires INTEGER NOT NULL);\
+     CREATE INDEX sessio_sessions_expires_idx ON sessio_sessions (expires);";
+
+async fn user_index_count(pool: &SqlitePool) -> i64 {
+    sessio::store::sqlx::query_scalar(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'index' AND name = 'sessio_sessions_user_idx'",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+// SECURITY K56: `migrate` on a table made by the previous schema (no user
+// index) adds the index; its sessions are listed; a second run changes
+// nothing. Listings go through the index, and it holds no session id.
+#[tokio::test]
+async fn migrate_adds_the_user_index_to_a_table_of_the_previous_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = pool(&dir.path().join("sessions.db")).await;
+    sessio::store::sqlx::raw_sql(PREVIOUS_SCHEMA)
+        .execute(&pool)
+        .await
+        .unwrap();
+    let store = SqlStore::sqlite(pool.clone());
+    let bound = record(&[("_user", json!("ada")), ("_user_since", json!(1))]);
+    let old = store.create(&bound, expires_in(60)).await.unwrap();
+    assert_eq!(user_index_count(&pool).await, 0);
+
+    store.migrate().await.expect("migrate");
+    assert_eq!(user_index_count(&pool).await, 1);
+    let listed = store.sessions_of("ada").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].handle, storage_key("", &old));
+    store.migrate().await.expect("second migrate");
+    assert_eq!(user_index_count(&pool).await, 1);
+    assert_eq!(store.sessions_of("ada").await.unwrap().len(), 1);
+
+    let plan: Vec<(i64, i64, i64, String)> = sessio::store::sqlx::query_as(
+        "EXPLAIN QUERY PLAN SELECT id_hash FROM sessio_sessions \
+         WHERE json_extract(data, '$._user') = ?1 AND expires > ?2",
+    )
+    .bind("\"ada\"")
+    .bind(0_i64)
+    .fetch_all(&pool)
+    .await
+    .unwrap();
+    assert!(
+        plan.iter()
+            .any(|p| p.3.contains("sessio_sessions_user_idx")),
+        "the listing does not use the user index: {plan:?}"
+    );
+}
+
+// SECURITY K56: a listing shows live sessions only: an expired row is never
+// listed nor ended, whatever the sweeper has done.
+#[tokio::test]
+async fn expired_rows_are_neither_listed_nor_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, pool) = store(&dir).await;
+    let bound = record(&[("_user", json!("ada"))]);
+    let live = store.create(&bound, expires_in(60)).await.unwrap();
+    let dead = store.create(&bound, expires_in(60)).await.unwrap();
+    on_row(
+        &pool,
+        "UPDATE sessio_sessions SET expires = 0 WHERE id_hash = ?1",
+        &dead,
+    )
+    .await;
+    let listed = store.sessions_of("ada").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].handle, storage_key("", &live));
+    assert!(!store
+        .end_session("ada", &storage_key("", &dead))
+        .await
+        .unwrap());
+    assert_eq!(rows(&pool).await, 2, "the expired row is the sweeper's");
+    assert_eq!(store.delete_expired().await.unwrap(), 1);
 }

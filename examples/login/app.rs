@@ -1,20 +1,22 @@
 //! The login example's router: what `main.rs` serves and `tests/login.rs` and
 //! `tests/browser/main.rs` drive.
 
-use axum::extract::{Form, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use std::time::SystemTime;
+
+use axum::extract::{Form, FromRef, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Deserialize;
 use sessio::csrf::{csrf_token, CsrfLayer};
+use sessio::users::SessionHandle;
 use sessio::{Key, Session, SessionLayer, Store};
 
+use super::devices::{self, Devices, NEEDS_INDEX};
 use super::pages::{self, Flashes};
-use super::users::{BoxError, RegisterError, Users};
+use super::users::{BoxError, PasswordChange, RegisterError, Users};
 
-/// The session key that holds the logged-in username.
-const USER: &str = "user";
 /// Flash category for errors; notices use the default category.
 const ERROR: &str = "error";
 
@@ -26,9 +28,30 @@ pub(crate) struct Options {
     pub(crate) secure: bool,
 }
 
-/// The whole app on any session store.
+/// What the handlers share: the user table and the sessions' index.
+#[derive(Clone)]
+struct AppState {
+    users: Users,
+    devices: Devices,
+}
+
+impl FromRef<AppState> for Users {
+    fn from_ref(state: &AppState) -> Self {
+        state.users.clone()
+    }
+}
+
+impl FromRef<AppState> for Devices {
+    fn from_ref(state: &AppState) -> Self {
+        state.devices.clone()
+    }
+}
+
+/// The whole app on any session store; `devices` lists and ends sessions
+/// in that same store, or says why it cannot.
 pub(crate) fn router<St: Store>(
     store: St,
+    devices: Devices,
     users: Users,
     options: Options,
 ) -> Result<Router, sessio::Error> {
@@ -46,7 +69,11 @@ pub(crate) fn router<St: Store>(
         .route("/login", get(login_page).post(login))
         .route("/register", get(register_page).post(register))
         .route("/logout", post(logout))
-        .with_state(users)
+        .route("/sessions", get(sessions_page))
+        .route("/sessions/end", post(end_session))
+        .route("/sessions/end-others", post(end_other_sessions))
+        .route("/password", get(password_page).post(change_password))
+        .with_state(AppState { users, devices })
         // Every POST above, login and register included, needs the token:
         // a forged login would sign the victim into the attacker's account.
         .layer(CsrfLayer::new().with_body_limit(16 * 1024))
@@ -61,7 +88,7 @@ struct Credentials {
 }
 
 async fn home(session: Session) -> Result<Response, AppError> {
-    let Some(user) = session.get::<String>(USER)? else {
+    let Some(user) = session.user()? else {
         return Ok(Redirect::to("/login").into_response()); // 303 See Other
     };
     let flashes = take_flashes(&session)?;
@@ -69,7 +96,7 @@ async fn home(session: Session) -> Result<Response, AppError> {
 }
 
 async fn login_page(session: Session) -> Result<Response, AppError> {
-    if session.get::<String>(USER)?.is_some() {
+    if session.user()?.is_some() {
         return Ok(Redirect::to("/").into_response());
     }
     let flashes = take_flashes(&session)?;
@@ -79,6 +106,7 @@ async fn login_page(session: Session) -> Result<Response, AppError> {
 async fn login(
     State(users): State<Users>,
     session: Session,
+    headers: HeaderMap,
     Form(form): Form<Credentials>,
 ) -> Result<Redirect, AppError> {
     match users.verify(form.username.trim(), &form.password).await? {
@@ -86,7 +114,13 @@ async fn login(
             // A new id at the moment privileges change: a session id planted
             // or seen before login is worthless after it (fixation).
             session.cycle_id()?;
-            session.set(USER, &user)?;
+            // Binds the session to the user: the "Active sessions" page lists
+            // it, and a password change can end it.
+            session.set_user(&user)?;
+            let agent = headers
+                .get(header::USER_AGENT)
+                .and_then(|v| v.to_str().ok());
+            session.set_meta("device", &devices::device(agent))?;
             tracing::info!(%user, "logged in");
             Ok(Redirect::to("/"))
         }
@@ -98,7 +132,7 @@ async fn login(
 }
 
 async fn register_page(session: Session) -> Result<Response, AppError> {
-    if session.get::<String>(USER)?.is_some() {
+    if session.user()?.is_some() {
         return Ok(Redirect::to("/").into_response());
     }
     let flashes = take_flashes(&session)?;
@@ -130,6 +164,122 @@ async fn logout(session: Session) -> Result<Redirect, AppError> {
     session.destroy();
     session.add_flash("You have been logged out")?;
     Ok(Redirect::to("/login"))
+}
+
+async fn sessions_page(
+    State(devices): State<Devices>,
+    session: Session,
+) -> Result<Response, AppError> {
+    let Some(user) = session.user()? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let listing = devices.list(&session).await?;
+    let flashes = take_flashes(&session)?;
+    let csrf = csrf_token(&session)?;
+    let page = pages::sessions(&user, &csrf, &flashes, &listing, SystemTime::now());
+    Ok(page.into_response())
+}
+
+#[derive(Deserialize)]
+struct EndForm {
+    handle: String,
+}
+
+async fn end_session(
+    State(devices): State<Devices>,
+    session: Session,
+    Form(form): Form<EndForm>,
+) -> Result<Redirect, AppError> {
+    let Some(user) = session.user()? else {
+        return Ok(Redirect::to("/login"));
+    };
+    let handle = SessionHandle::parse(form.handle.trim());
+    if handle.is_some() && handle == session.handle() {
+        session.add_flash_to(ERROR, "That is this device: use Log out to sign it out")?;
+        return Ok(Redirect::to("/sessions"));
+    }
+    let ended = match &handle {
+        Some(handle) => devices.end(&user, handle).await?,
+        None => Some(false),
+    };
+    match ended {
+        Some(true) => session.add_flash("Signed out 1 session")?,
+        // Another user's handle ends nothing and looks like an ended one.
+        Some(false) => session.add_flash_to(ERROR, "No such session: it may have ended already")?,
+        None => session.add_flash_to(ERROR, NEEDS_INDEX)?,
+    }
+    Ok(Redirect::to("/sessions"))
+}
+
+async fn end_other_sessions(
+    State(devices): State<Devices>,
+    session: Session,
+) -> Result<Redirect, AppError> {
+    if session.user()?.is_none() {
+        return Ok(Redirect::to("/login"));
+    }
+    match devices.end_others(&session).await? {
+        Some(n) => session.add_flash(signed_out(n))?,
+        None => session.add_flash_to(ERROR, NEEDS_INDEX)?,
+    }
+    Ok(Redirect::to("/sessions"))
+}
+
+fn signed_out(n: usize) -> String {
+    match n {
+        0 => "There were no other sessions to sign out".to_owned(),
+        1 => "Signed out 1 other session".to_owned(),
+        n => format!("Signed out {n} other sessions"),
+    }
+}
+
+async fn password_page(session: Session) -> Result<Response, AppError> {
+    let Some(user) = session.user()? else {
+        return Ok(Redirect::to("/login").into_response());
+    };
+    let flashes = take_flashes(&session)?;
+    Ok(pages::password(&user, &csrf_token(&session)?, &flashes).into_response())
+}
+
+#[derive(Deserialize)]
+struct PasswordForm {
+    current_password: String,
+    new_password: String,
+}
+
+async fn change_password(
+    State(users): State<Users>,
+    State(devices): State<Devices>,
+    session: Session,
+    Form(form): Form<PasswordForm>,
+) -> Result<Redirect, AppError> {
+    let Some(user) = session.user()? else {
+        return Ok(Redirect::to("/login"));
+    };
+    let refused = match users
+        .change_password(&user, &form.current_password, &form.new_password)
+        .await?
+    {
+        PasswordChange::Changed => {
+            // Whoever learnt the old password may be signed in elsewhere.
+            let ended = devices.end_others(&session).await?;
+            // And a new id here, as at login.
+            session.cycle_id()?;
+            tracing::info!(%user, ?ended, "password changed");
+            let note = match ended {
+                Some(n) => format!("Password changed. {}.", signed_out(n)),
+                None => format!(
+                    "Password changed. Your other sessions could not be signed out: {NEEDS_INDEX}"
+                ),
+            };
+            session.add_flash(note)?;
+            return Ok(Redirect::to("/"));
+        }
+        PasswordChange::WrongPassword => "Your current password is wrong",
+        PasswordChange::Invalid(why) => why,
+    };
+    session.add_flash_to(ERROR, refused)?;
+    Ok(Redirect::to("/password"))
 }
 
 fn take_flashes(session: &Session) -> Result<Flashes, sessio::Error> {

@@ -1,5 +1,8 @@
 //! The flagship example: register, log in, log out, with flash messages and
 //! CSRF-protected forms; passwords hashed with Argon2id, users in SQLite.
+//! Signed in, a user sees where else they are signed in ("Active sessions"),
+//! signs out any other session or all of them, and changes their password,
+//! which signs out the others.
 //!
 //! ```sh
 //! cargo run --example login        # then open http://127.0.0.1:3000
@@ -17,8 +20,10 @@
 //!   the same `SESSION_KEY`), `sqlite` (needs `--features sqlite`: sessions
 //!   in the users' SQLite file, surviving a restart with the same
 //!   `SESSION_KEY`) or `postgres` (needs `--features postgres`: sessions in
-//!   the PostgreSQL at `DATABASE_URL`). Another store is one more arm in
-//!   `main`'s `match`, handing `app::router` the store.
+//!   the PostgreSQL at `DATABASE_URL`). Each store is set up by one small
+//!   function below, which hands `app::router` the store and what lists its
+//!   users' sessions: a `UserSessions` over the same store when it keeps a
+//!   user index, else the reason the "Active sessions" page shows.
 //! - `REDIS_URL`: the Redis for `STORE=redis`; default
 //!   `redis://127.0.0.1:6379`. The store connects lazily: while Redis is
 //!   unreachable, pages answer 503 and recover once it is back.
@@ -44,6 +49,7 @@
 //! ```
 
 mod app;
+mod devices;
 mod pages;
 mod users;
 
@@ -51,8 +57,10 @@ use std::error::Error;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use sessio::users::UserSessions;
 use sessio::{CookieStore, Key, MemoryStore};
 
+use devices::Devices;
 use users::Users;
 
 #[tokio::main]
@@ -81,15 +89,18 @@ async fn main() -> Result<(), Box<dyn Error>> {
     #[allow(unused_mut)]
     let mut keep: Vec<Box<dyn std::any::Any>> = Vec::new();
     let (store, router) = match backend {
-        Backend::Memory => ("memory", app::router(MemoryStore::new(), users, options)?),
-        Backend::Cookie => ("cookie", app::router(CookieStore::new(), users, options)?),
+        Backend::Memory => {
+            let (store, devices) = memory();
+            ("memory", app::router(store, devices, users, options)?)
+        }
+        Backend::Cookie => {
+            let (store, devices) = cookie();
+            ("cookie", app::router(store, devices, users, options)?)
+        }
         #[cfg(feature = "redis")]
         Backend::Redis => {
-            let url =
-                std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-            // The error leaves the URL out: it may hold a password.
-            let store = sessio::RedisStore::connect(&url).map_err(|e| format!("REDIS_URL: {e}"))?;
-            ("redis", app::router(store, users, options)?)
+            let (store, devices) = redis()?;
+            ("redis", app::router(store, devices, users, options)?)
         }
         #[cfg(feature = "sqlite")]
         Backend::Sqlite => {
@@ -100,7 +111,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
             let store = sessio::SqlStore::sqlite(SqlitePool::connect_with(file).await?);
             store.migrate().await?;
             keep.push(Box::new(store.spawn_sweeper(SWEEP)));
-            ("sqlite", app::router(store, users, options)?)
+            let devices = sql_devices(&store);
+            ("sqlite", app::router(store, devices, users, options)?)
         }
         #[cfg(feature = "postgres")]
         Backend::Postgres => {
@@ -114,7 +126,8 @@ async fn main() -> Result<(), Box<dyn Error>> {
             let store = sessio::SqlStore::postgres(pool);
             store.migrate().await?;
             keep.push(Box::new(store.spawn_sweeper(SWEEP)));
-            ("postgres", app::router(store, users, options)?)
+            let devices = sql_devices(&store);
+            ("postgres", app::router(store, devices, users, options)?)
         }
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -129,6 +142,38 @@ async fn main() -> Result<(), Box<dyn Error>> {
         .await?;
     drop(keep);
     Ok(())
+}
+
+/// The embedded store. The sessions page reads the very store the layer
+/// writes: a clone shares the sessions.
+fn memory() -> (MemoryStore, Devices) {
+    let store = MemoryStore::new();
+    let devices = Devices::new(UserSessions::new(store.clone()));
+    (store, devices)
+}
+
+/// Sessions sealed in their cookies: the server keeps no list of them.
+fn cookie() -> (CookieStore, Devices) {
+    let why = "The cookie store keeps each session inside its browser's cookie, \
+        so this server has no list of them.";
+    (CookieStore::new(), Devices::unlisted(why))
+}
+
+#[cfg(feature = "redis")]
+fn redis() -> Result<(sessio::RedisStore, Devices), Box<dyn Error>> {
+    let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+    // The error leaves the URL out: it may hold a password.
+    let store = sessio::RedisStore::connect(&url).map_err(|e| format!("REDIS_URL: {e}"))?;
+    // Every instance on this Redis lists and ends the same sessions.
+    let devices = Devices::new(UserSessions::new(store.clone()));
+    Ok((store, devices))
+}
+
+/// What lists the SQL stores' sessions (SQLite and PostgreSQL alike): the
+/// same table the layer writes, through a clone sharing the pool.
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+fn sql_devices(store: &sessio::SqlStore) -> Devices {
+    Devices::new(UserSessions::new(store.clone()))
 }
 
 /// How often a SQL store deletes expired sessions.

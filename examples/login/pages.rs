@@ -1,8 +1,11 @@
-//! The HTML of the login example: one layout, four small pages.
+//! The HTML of the login example: one layout, six small pages.
 
 use std::fmt::Write as _;
+use std::time::SystemTime;
 
 use axum::response::Html;
+
+use super::devices::{ago, Listing, NEEDS_INDEX};
 
 /// Flash messages taken from the session for this page.
 #[derive(Debug, Default)]
@@ -28,7 +31,8 @@ logged in, and logging out deletes the session on the server.</p>
   <li><span>Account</span><strong>{user}</strong></li>
   <li><span>Session cookie</span><strong>HttpOnly, SameSite=Lax</strong></li>
   <li><span>Password hash</span><strong>Argon2id</strong></li>
-</ul>"#
+</ul>
+<p class="switch"><a href="/sessions">Active sessions</a> · <a href="/password">Change password</a></p>"#
         ),
     )
 }
@@ -71,6 +75,105 @@ pub(crate) fn register(csrf: &str, flashes: &Flashes) -> Html<String> {
   <button type="submit">Register</button>
 </form>
 <p class="switch">Already registered? <a href="/login">Log in</a></p>"#
+        ),
+    )
+}
+
+/// The user's live sessions, one row each, with a sign-out button for every
+/// session but this one.
+pub(crate) fn sessions(
+    user: &str,
+    csrf: &str,
+    flashes: &Flashes,
+    listing: &Listing,
+    now: SystemTime,
+) -> Html<String> {
+    let user = escape(user);
+    let mut main = String::from("<h1>Active sessions</h1>\n");
+    match listing {
+        Listing::Unlisted(why) => {
+            let _ = write!(
+                main,
+                r#"<p class="unlisted">{}</p>
+<p class="muted">{}</p>"#,
+                escape(NEEDS_INDEX),
+                escape(why)
+            );
+        }
+        Listing::Sessions(list) => {
+            let others = list.iter().filter(|s| !s.is_current()).count();
+            main.push_str(
+                r#"<p class="muted">Where your account is signed in. Sign out any session you do not recognise.</p>
+<ul class="devices">"#,
+            );
+            // This device first, then the others, the most recently seen first.
+            let ordered = list.iter().filter(|s| s.is_current());
+            for s in ordered.chain(list.iter().filter(|s| !s.is_current())) {
+                let device = s
+                    .meta()
+                    .get("device")
+                    .map_or("Unknown device", String::as_str);
+                let (tag, action) = if s.is_current() {
+                    (
+                        r#" <span class="tag">this device</span>"#.to_owned(),
+                        String::new(),
+                    )
+                } else {
+                    let form = format!(
+                        r#"<form method="post" action="/sessions/end" class="inline">
+  <input type="hidden" name="csrf" value="{csrf}">
+  <input type="hidden" name="handle" value="{}">
+  <button type="submit" class="link">Sign out</button>
+</form>"#,
+                        escape(s.handle().as_str())
+                    );
+                    (String::new(), form)
+                };
+                let _ = write!(
+                    main,
+                    r#"
+<li class="device"><div><strong class="name">{}</strong>{tag}
+<span class="when">Signed in {} · last seen {}</span></div>{action}</li>"#,
+                    escape(device),
+                    ago(s.signed_in(), now),
+                    ago(s.last_seen(), now),
+                );
+            }
+            main.push_str("\n</ul>");
+            if others > 0 {
+                let _ = write!(
+                    main,
+                    r#"
+<form method="post" action="/sessions/end-others">
+  <input type="hidden" name="csrf" value="{csrf}">
+  <button type="submit">Sign out everywhere else</button>
+</form>"#
+                );
+            }
+        }
+    }
+    main.push_str(r#"<p class="switch"><a href="/">Back home</a></p>"#);
+    layout("Active sessions", Some(&user), csrf, flashes, &main)
+}
+
+pub(crate) fn password(user: &str, csrf: &str, flashes: &Flashes) -> Html<String> {
+    layout(
+        "Change password",
+        Some(&escape(user)),
+        csrf,
+        flashes,
+        &format!(
+            r#"<h1>Change password</h1>
+<p class="muted">Changing your password signs out your other sessions.</p>
+<form method="post" action="/password">
+  <input type="hidden" name="csrf" value="{csrf}">
+  <label for="current_password">Current password</label>
+  <input id="current_password" name="current_password" type="password" autocomplete="current-password" required autofocus>
+  <label for="new_password">New password <span class="hint">at least 8 characters</span></label>
+  <input id="new_password" name="new_password" type="password" autocomplete="new-password" minlength="8" required>
+  <button type="submit">Change password</button>
+</form>
+<p class="switch"><a href="/">Back home</a></p>"#
         ),
     )
 }
@@ -182,5 +285,12 @@ button.link:hover{background:#e0e3f7}
 .facts{list-style:none;padding:0;margin:22px 0 0;border-top:1px solid #eceef5}
 .facts li{display:flex;justify-content:space-between;padding:10px 0;border-bottom:1px solid #eceef5;font-size:15px}
 .facts span{color:#7a7f99}
+.devices{list-style:none;padding:0;margin:18px 0 0;border-top:1px solid #eceef5}
+.device{display:flex;justify-content:space-between;align-items:center;gap:12px;padding:12px 0;
+  border-bottom:1px solid #eceef5}
+.device button.link{white-space:nowrap}
+.device .when{display:block;color:#7a7f99;font-size:14px}
+.tag{margin-left:6px;padding:1px 8px;border-radius:10px;background:#e8f6ee;color:#1d6b40;font-size:13px}
+.unlisted{padding:10px 14px;border-radius:8px;background:#fff7e6;color:#7a5200;border:1px solid #f0dcaa}
 footer{text-align:center;padding:18px;color:#9a9eb5;font-size:13px}
 "#;

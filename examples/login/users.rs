@@ -19,6 +19,14 @@ pub(crate) enum RegisterError {
     Failed(BoxError),
 }
 
+/// What a password change did; the text of a refusal is shown to the user.
+#[derive(Debug)]
+pub(crate) enum PasswordChange {
+    Changed,
+    WrongPassword,
+    Invalid(&'static str),
+}
+
 /// The user table. Clones share one connection.
 #[derive(Clone)]
 pub(crate) struct Users {
@@ -103,6 +111,37 @@ impl Users {
             };
             let ok = matches(&password, stored)?;
             Ok(name.filter(|_| ok).cloned())
+        })
+        .await
+    }
+
+    /// Replaces `username`'s password hash when `current` is right.
+    pub(crate) async fn change_password(
+        &self,
+        username: &str,
+        current: &str,
+        new: &str,
+    ) -> Result<PasswordChange, BoxError> {
+        if let Err(why) = check_password(new) {
+            return Ok(PasswordChange::Invalid(why));
+        }
+        if self.verify(username, current).await?.is_none() {
+            return Ok(PasswordChange::WrongPassword);
+        }
+        let (conn, username, new) = (self.conn.clone(), username.to_owned(), new.to_owned());
+        blocking(move || {
+            let hashed = hash(&new)?;
+            let conn = conn.lock().unwrap_or_else(|e| e.into_inner());
+            let changed = conn.execute(
+                "UPDATE users SET password_hash = ?2 WHERE username = ?1",
+                params![username, hashed],
+            )?;
+            Ok(if changed == 1 {
+                PasswordChange::Changed
+            } else {
+                // Deleted meanwhile: nothing to change, and no password works.
+                PasswordChange::WrongPassword
+            })
         })
         .await
     }

@@ -1,10 +1,11 @@
 //! Starting and stopping what the browser test needs: the app on a loopback
-//! port, chromedriver, and a headless Chromium with a fresh profile.
+//! port, chromedriver, and headless Chromiums, each with a fresh profile.
 
 use std::net::{SocketAddr, TcpListener as StdListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
@@ -46,7 +47,7 @@ pub(crate) async fn serve(app: Router) -> String {
     format!("http://{addr}")
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     StdListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -63,8 +64,8 @@ fn binary(var: &str, default: &str) -> PathBuf {
     path
 }
 
-/// One browser at a time: the tests share `chromedriver.log`, and two
-/// Chromiums at once only slow each other down on a small machine.
+/// One test's browsers at a time: the tests share `chromedriver.log`, and
+/// more Chromiums at once only slow each other down on a small machine.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 /// chromedriver and the Chromium it starts, with a profile of their own.
@@ -73,14 +74,27 @@ pub(crate) struct Browser {
     pub(crate) client: Option<Client>,
     driver: Child,
     profile: PathBuf,
-    /// Held until the browser is gone; dropped after `Drop::drop` ran.
-    _turn: MutexGuard<'static, ()>,
+    /// Held until this test's browsers are gone; dropped after `Drop::drop`.
+    _turn: Arc<MutexGuard<'static, ()>>,
 }
 
 impl Browser {
-    /// Waits for any other test's browser to end, then starts one.
+    /// Waits for any other test's browsers to end, then starts one.
     pub(crate) async fn start() -> Self {
-        let turn = ONE_AT_A_TIME.lock().await;
+        let turn = Arc::new(ONE_AT_A_TIME.lock().await);
+        Self::launch(turn).await
+    }
+
+    /// Two browsers with separate profiles (cookies, storage): two people,
+    /// or one person on two devices.
+    pub(crate) async fn start_two() -> (Self, Self) {
+        let turn = Arc::new(ONE_AT_A_TIME.lock().await);
+        let a = Self::launch(turn.clone()).await;
+        let b = Self::launch(turn).await;
+        (a, b)
+    }
+
+    async fn launch(turn: Arc<MutexGuard<'static, ()>>) -> Self {
         let chromium = binary("CHROMIUM", "/usr/bin/chromium");
         let chromedriver = binary("CHROMEDRIVER", "/usr/bin/chromedriver");
         let work = work_dir();

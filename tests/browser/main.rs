@@ -1,20 +1,29 @@
 //! The login example in a real browser: headless Chromium from Debian driven
 //! through chromedriver. Needs `/usr/bin/chromium` and `/usr/bin/chromedriver`
-//! (`scripts/install-browser`); saves `target/browser/logged-in.png`. With the
+//! (`scripts/install-browser`); saves `target/browser/logged-in.png`, and
+//! `target/browser/active-sessions.png` from two browser profiles signed in
+//! as one user, one signing the other out. With the
 //! `redis` feature, also two instances sharing one hermetic redis-server
 //! (`redis-server` on the PATH), saving
 //! `target/browser/redis-second-instance.png`.
 
 mod harness;
+#[cfg(any(feature = "redis", feature = "postgres"))]
+mod instances;
+mod two_devices;
 
-// For the hermetic redis-server in `common::redis`.
-#[cfg(feature = "redis")]
+// For the hermetic servers in `common::redis` and `common::postgres`, and
+// the example binary's path.
+#[cfg(any(feature = "redis", feature = "postgres"))]
 #[path = "../common/mod.rs"]
 mod common;
 
 #[allow(dead_code)]
 #[path = "../../examples/login/app.rs"]
 mod app;
+#[allow(dead_code)]
+#[path = "../../examples/login/devices.rs"]
+mod devices;
 #[path = "../../examples/login/pages.rs"]
 mod pages;
 #[path = "../../examples/login/users.rs"]
@@ -23,25 +32,35 @@ mod users;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use devices::Devices;
 use fantoccini::{Client, Locator};
 use harness::{serve, work_dir, Browser};
+use sessio::users::UserSessions;
 use sessio::{Key, MemoryStore};
 
+/// The login app on the memory store, the sessions page reading that store.
 fn login_app() -> axum::Router {
     let users = users::Users::open(Path::new(":memory:")).expect("an in-memory user table");
     let options = app::Options {
         key: Key::generate(),
         secure: false,
     };
-    app::router(MemoryStore::new(), users, options).expect("the login app")
+    let store = MemoryStore::new();
+    let devices = Devices::new(UserSessions::new(store.clone()));
+    app::router(store, devices, users, options).expect("the login app")
 }
 
 /// The login app on `store`, with the users in the SQLite file at `db`.
 #[cfg(feature = "redis")]
-fn login_app_on<St: sessio::Store>(store: St, db: &Path, key: Key) -> axum::Router {
+fn login_app_on<St: sessio::store::UserIndex + Clone>(
+    store: St,
+    db: &Path,
+    key: Key,
+) -> axum::Router {
     let users = users::Users::open(db).expect("the user table");
     let options = app::Options { key, secure: false };
-    app::router(store, users, options).expect("the login app")
+    let devices = Devices::new(UserSessions::new(store.clone()));
+    app::router(store, devices, users, options).expect("the login app")
 }
 
 /// Waits until the browser shows `path` (after a redirect or a form post).
@@ -117,7 +136,12 @@ async fn save_screenshot(c: &Client, name: &str) {
 
 /// Fills the page's form and submits it with its button.
 async fn submit(c: &Client, username: &str, password: &str) {
-    for (name, value) in [("username", username), ("password", password)] {
+    fill_and_submit(c, &[("username", username), ("password", password)]).await;
+}
+
+/// Types each value into the main form's field of that name, then submits.
+async fn fill_and_submit(c: &Client, fields: &[(&str, &str)]) {
+    for (name, value) in fields {
         let field = c
             .find(Locator::Css(&format!("main input[name={name}]")))
             .await
@@ -182,6 +206,18 @@ async fn a_person_registers_logs_in_stays_logged_in_and_logs_out() {
         .await
         .expect("the browser flow took over 90 s");
     browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_device_signs_out_another_on_the_memory_store() {
+    let base = serve(login_app()).await;
+    let (a, b) = Browser::start_two().await;
+    let flow = two_devices::sign_out_the_other_device(a.client(), &base, b.client(), &base);
+    tokio::time::timeout(Duration::from_secs(120), flow)
+        .await
+        .expect("the two-browser flow took over 120 s");
+    a.close().await;
+    b.close().await;
 }
 
 /// Logs in on instance `a`, carries on at instance `b` with the same cookie
@@ -277,4 +313,64 @@ async fn a_login_on_one_instance_holds_on_the_other_with_postgres() {
         .await
         .expect("the browser flow took over 90 s");
     browser.close().await;
+}
+
+/// The same session key for both instances: either reads the other's cookies.
+#[cfg(any(feature = "redis", feature = "postgres"))]
+const SHARED_KEY: &str = "3f6c1a9e5b7d2048c1e3a5b7d9f0214365879aabcdef0123456789abcdef0123";
+
+/// Two profiles, each on its own instance of the example (two processes on
+/// two loopback ports) sharing one hermetic redis-server: a sign-out or a
+/// password change on one instance holds on the other.
+#[cfg(feature = "redis")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_device_signs_out_another_across_two_instances_sharing_redis() {
+    let redis = common::redis::RedisServer::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let db = dir.path().join("users.sqlite3");
+    let (url, db) = (redis.url(), db.to_str().expect("a UTF-8 path").to_owned());
+    let envs = [
+        ("STORE", "redis"),
+        ("REDIS_URL", url.as_str()),
+        ("DATABASE_URL", db.as_str()),
+        ("SESSION_KEY", SHARED_KEY),
+    ];
+    let a = instances::Instance::start(&envs);
+    let b = instances::Instance::start(&envs);
+    assert_ne!(a.base, b.base);
+    let (pa, pb) = Browser::start_two().await;
+    let flow = two_devices::sign_out_the_other_device(pa.client(), &a.base, pb.client(), &b.base);
+    tokio::time::timeout(Duration::from_secs(120), flow)
+        .await
+        .expect("the two-browser flow took over 120 s");
+    pa.close().await;
+    pb.close().await;
+}
+
+/// Two profiles, each on its own instance of the example (two processes),
+/// the sessions in one PostgreSQL: a sign-out or a password change on one
+/// instance holds on the other.
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_device_signs_out_another_across_two_instances_on_postgres() {
+    let pg = common::postgres::PgServer::start();
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = pg.url();
+    // Users stay in the default file in the temporary directory: point it here.
+    let tmp = dir.path().to_str().expect("a UTF-8 path");
+    let envs = [
+        ("STORE", "postgres"),
+        ("DATABASE_URL", url.as_str()),
+        ("TMPDIR", tmp),
+        ("SESSION_KEY", SHARED_KEY),
+    ];
+    let a = instances::Instance::start(&envs);
+    let b = instances::Instance::start(&envs);
+    let (pa, pb) = Browser::start_two().await;
+    let flow = two_devices::sign_out_the_other_device(pa.client(), &a.base, pb.client(), &b.base);
+    tokio::time::timeout(Duration::from_secs(120), flow)
+        .await
+        .expect("the two-browser flow took over 120 s");
+    pa.close().await;
+    pb.close().await;
 }

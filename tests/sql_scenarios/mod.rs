@@ -18,6 +18,8 @@ use sessio::{Id, Session, SessionLayer, SqlStore};
 
 use crate::common::{call, key};
 
+pub mod users;
+
 pub fn expires_in(secs: u64) -> Deadline {
     let ttl = Duration::from_secs(secs);
     Deadline::new(SystemTime::now() + ttl, ttl)

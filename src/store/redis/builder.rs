@@ -25,6 +25,7 @@ pub struct RedisStoreBuilder {
     pool_size: Option<usize>,
     pub(super) ids: Box<IdGenerator>,
     pub(super) max_record: Option<usize>,
+    pub(super) max_per_user: usize,
 }
 
 impl Default for RedisStoreBuilder {
@@ -38,6 +39,7 @@ impl Default for RedisStoreBuilder {
             pool_size: None,
             ids: Box::new(Id::generate),
             max_record: None,
+            max_per_user: super::users::DEFAULT_MAX_PER_USER,
         }
     }
 }
@@ -50,6 +52,17 @@ impl RedisStoreBuilder {
     #[must_use]
     pub fn with_max_record_size(mut self, bytes: usize) -> Self {
         self.max_record = Some(bytes);
+        self
+    }
+
+    /// The most sessions one user may have
+    /// ([`UserSessions`](crate::users::UserSessions)), at least 1 (0 counts
+    /// as 1). A login past it ends the user's oldest sessions (their records
+    /// are deleted, with a WARN event), so a user's index stays bounded and
+    /// every indexed session can still be listed and ended. Default 1000.
+    #[must_use]
+    pub fn with_max_sessions_per_user(mut self, max: usize) -> Self {
+        self.max_per_user = max.max(1);
         self
     }
 
@@ -253,6 +266,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("connect_timeout", &self.timeouts.connect)
             .field("command_timeout", &self.timeouts.command)
             .field("pool_size", &self.pool_size)
+            .field("max_sessions_per_user", &self.max_per_user)
             .finish_non_exhaustive()
     }
 }

@@ -82,6 +82,7 @@ impl RedisStore {
                 timeouts: b.timeouts,
                 ids: b.ids,
                 max_record: b.max_record,
+                max_per_user: b.max_per_user,
             }),
         }
     }

@@ -15,6 +15,9 @@ use crate::store::Record;
 
 /// The reserved field that marks a hash as a session record.
 pub(super) const VERSION_FIELD: &str = "\0v";
+/// The reserved field that names the user index listing a record (see
+/// `users.rs`); absent from a record bound to no user.
+pub(super) const INDEX_FIELD: &str = "\0u";
 /// The record format this code writes and reads.
 pub(super) const VERSION: &str = "1";
 
@@ -74,7 +77,8 @@ pub(super) fn decode(reply: Value) -> Result<Option<Record>, Failure> {
     Ok(Some(record))
 }
 
-/// The flat field, value, ... array `take.lua` answers, as raw bytes.
+/// The flat field, value, ... array `take.lua` answers (after the index
+/// name), as raw bytes.
 pub(super) fn raw_fields(items: Vec<Value>) -> Result<Vec<Vec<u8>>, Failure> {
     if !items.len().is_multiple_of(2) {
         return Err(Failure::UnexpectedReply);
@@ -116,7 +120,7 @@ fn pairs(reply: Value) -> Result<Pairs, Failure> {
     }
 }
 
-fn bytes(v: Value) -> Result<Vec<u8>, Failure> {
+pub(super) fn bytes(v: Value) -> Result<Vec<u8>, Failure> {
     match v {
         Value::BulkString(b) => Ok(b),
         Value::SimpleString(s) => Ok(s.into_bytes()),

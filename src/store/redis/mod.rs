@@ -6,7 +6,7 @@ use std::sync::Arc;
 use deadpool_redis::redis::{self, Value};
 
 use super::record::value_nests_too_deep;
-use super::{storage_key, Changes, Deadline, Record, Store, Updated};
+use super::{bound_user, changes_binding, storage_key, Changes, Deadline, Record, Store, Updated};
 use crate::error::StoreError;
 use crate::id;
 
@@ -16,6 +16,7 @@ mod constructors;
 mod format;
 mod hold;
 mod scripts;
+mod users;
 
 pub use builder::RedisStoreBuilder;
 use conn::{Backend, Call, Timeouts};
@@ -87,8 +88,11 @@ use crate::id::IdGenerator;
 ///   record still exists, so a request that finishes after a logout or
 ///   `cycle_id` never brings the old session back; an update that leaves no
 ///   session key deletes the hash in the same script;
-/// - a rotation (`cycle_id`) is two scripts: one takes the old record out
-///   only if it exists, the next creates it under the new id;
+/// - a rotation (`cycle_id`) is one script on a single node (the old record
+///   checked, moved to the new id and deleted in one step); on a cluster two,
+///   one that takes the old record out only if it exists, the next that
+///   creates it under the new id (four for a session bound to a user, see
+///   below);
 /// - extending the TTL is one `PEXPIRE`, deleting one `DEL`.
 ///
 /// The store keeps one connection checked out of the pool and sends every
@@ -96,6 +100,34 @@ use crate::id::IdGenerator;
 /// connection; on a cluster, over one per node), so each of these is exactly
 /// one round trip: the pool, and its `PING` health check, are consulted again
 /// only after that connection has been discarded.
+///
+/// # A user's sessions
+///
+/// The store implements [`UserIndex`](crate::store::UserIndex), so
+/// [`UserSessions`](crate::users::UserSessions) can list and end a user's
+/// sessions. Each user has one index key, `prefix` + `user:` + hex SHA-256
+/// of the user id: a sorted set of the handles (hex SHA-256 of the cookie
+/// value) of the records bound to that user; a bound record names its index
+/// in a reserved field. No key, member or field holds a user id in a key
+/// name, a session id or a cookie value.
+///
+/// Only a change of binding writes the index: requests that read a bound
+/// session, write other keys or extend its expiry cost exactly what they
+/// cost unbound. On a single node the index is written in the same script
+/// as the record, so a bound login or rotation is still one round trip,
+/// and a listing is one. On a cluster the index and the records live in
+/// different slots: a bound creation costs two round trips, a rotation of a
+/// bound session four, a listing two reads of the index plus one per
+/// session, ending a session two. A rotation racing the end of its session
+/// either moves first (its new handle is listed, so "end all" ends it too)
+/// or answers gone; the protocol that makes this hold on a cluster, with
+/// tombstones in the index, is described in `src/store/redis/users.rs`.
+///
+/// Entries of records that expired or were deleted are dropped when the
+/// index is next written (a single node) or listed: an index never outgrows
+/// the user's live sessions plus those that ended since its last listing,
+/// and at most [`with_max_sessions_per_user`](RedisStoreBuilder::with_max_sessions_per_user)
+/// (1000 by default) live sessions: a login past it ends the oldest.
 ///
 /// # Concurrent requests
 ///
@@ -148,7 +180,8 @@ use crate::id::IdGenerator;
 ///
 /// With the `redis-cluster` feature, [`connect_cluster`](Self::connect_cluster)
 /// and [`cluster`](Self::cluster) run the same store on a cluster. A session
-/// is one key, so it lives in one slot, and every script touches only that key.
+/// is one key, so it lives in one slot, and every script touches only that key
+/// (a user's index is one key too, written by scripts of its own).
 /// redis-rs' cluster connection follows redirects and reconnects to nodes by
 /// itself, and in doing so it also resends a command whose node connection
 /// broke after it was sent: on a cluster, such a write can be applied twice
@@ -179,6 +212,7 @@ struct Inner {
     timeouts: Timeouts,
     ids: Box<IdGenerator>,
     max_record: Option<usize>,
+    max_per_user: usize,
 }
 
 impl RedisStore {
@@ -232,6 +266,9 @@ impl Store for RedisStore {
             return Err(format::too_deep());
         }
         self.check_size(record)?;
+        if let Some(user) = bound_user(record) {
+            return self.create_bound(record, expires, user).await;
+        }
         for _ in 0..CREATE_ATTEMPTS {
             let id = (self.inner.ids)();
             let key = self.key(id.as_str());
@@ -270,6 +307,21 @@ impl Store for RedisStore {
             return Ok(Updated::Gone);
         }
         self.check_changes(record, changes)?;
+        if changes_binding(changes) {
+            match users::binding(record, changes) {
+                users::Binding::Unchanged => {}
+                users::Binding::Unbound => {
+                    return self
+                        .update_binding(value, record, changes, expires, None)
+                        .await
+                }
+                users::Binding::To(user) => {
+                    return self
+                        .update_binding(value, record, changes, expires, Some(user))
+                        .await
+                }
+            }
+        }
         let key = self.key(value);
         let call = scripts().update(&key, record, changes, expires.ttl())?;
         match self.run::<i64>(call).await? {
@@ -282,12 +334,15 @@ impl Store for RedisStore {
         }
     }
 
-    /// Two round trips: `take.lua` applies the changes and takes the old
-    /// record out only if it exists (one atomic step, so a rotation racing a
-    /// logout brings nothing back), then `create.lua` writes it under a new
-    /// id. The old and new keys sit in different slots of a cluster, so no
-    /// single script could do both. If the second step fails the session is
-    /// lost (the user signs in again); it is never duplicated or revived.
+    /// On a single node, one script (`rotate.lua`) checks the old record,
+    /// moves it to a new id and moves its index entry along. On a cluster
+    /// the old and new keys sit in different slots, so no single script could
+    /// do both: `take.lua` applies the changes and takes the old record out
+    /// only if it exists (one atomic step, so a rotation racing a logout
+    /// brings nothing back), then `create.lua` writes it under a new id, and
+    /// a bound record is then listed (see `users.rs`). If a later step fails
+    /// the session is lost (the user signs in again); it is never duplicated
+    /// or revived.
     async fn rotate(
         &self,
         old: &str,
@@ -299,23 +354,11 @@ impl Store for RedisStore {
             return Ok(Updated::Gone);
         }
         self.check_changes(record, changes)?;
-        let call = scripts().take(&self.key(old), record, changes)?;
-        let fields = match self.run::<Value>(call).await? {
-            Value::Int(0) => return Ok(Updated::Gone),
-            Value::Int(2) => return Ok(Updated::Emptied),
-            Value::Array(items) => format::raw_fields(items).map_err(StoreError::backend)?,
-            _ => return Err(StoreError::backend(Failure::UnexpectedReply)),
-        };
-        for _ in 0..CREATE_ATTEMPTS {
-            let id = (self.inner.ids)();
-            let call = scripts().create_raw(&self.key(id.as_str()), &fields, expires.ttl());
-            match self.run::<i64>(call).await? {
-                1 => return Ok(Updated::Written(id.as_str().to_owned())),
-                0 => tracing::warn!("session id collision in redis store; minting another id"),
-                _ => return Err(StoreError::backend(Failure::UnexpectedReply)),
-            }
+        if self.single_node() {
+            self.rotate_single(old, record, changes, expires).await
+        } else {
+            self.rotate_cluster(old, record, changes, expires).await
         }
-        Err(StoreError::backend(Failure::NoFreeId))
     }
 
     async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, StoreError> {

@@ -69,6 +69,9 @@ macro_rules! on_backend {
     };
 }
 
+// After `on_backend!`, which it uses.
+mod users;
+
 /// What a per-key merge did to the stored row.
 enum Merged {
     Written,
@@ -221,16 +224,18 @@ impl SqlStore {
     }
 
     /// The SQL [`migrate`](Self::migrate) runs, for teams that run their own
-    /// migrations: the table and its expiry index, both `IF NOT EXISTS`,
-    /// separated by `;` and newlines.
+    /// migrations: the table, its expiry index and its user index
+    /// ([`UserIndex`](crate::store::UserIndex)), each `IF NOT EXISTS`, each
+    /// ended by `;` and a newline.
     pub fn schema_sql(&self) -> String {
         let ddl = on_backend!(self, b => b.ddl());
-        format!("{};\n{};\n", ddl[0], ddl[1])
+        ddl.iter().map(|d| format!("{d};\n")).collect()
     }
 
-    /// Creates the table and its index if they do not exist. Safe to run on
-    /// every start, from several servers at once (on PostgreSQL an advisory
-    /// lock keeps them from racing on the catalog).
+    /// Creates the table and its indexes if they do not exist; on a table
+    /// made by an earlier version, adds the indexes it lacks (the user
+    /// index). Safe to run on every start, from several servers at once (on
+    /// PostgreSQL an advisory lock keeps them from racing on the catalog).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         on_backend!(self, b => b.migrate().await)
     }

@@ -6,9 +6,11 @@ use sqlx::{AssertSqlSafe, PgPool, Row};
 
 use super::format::Patch;
 use super::table::Table;
+use super::users::UserRow;
 use super::{ttl_ms, Failure, IdGenerator, Merged, CREATE_ATTEMPTS};
 use crate::error::StoreError;
 use crate::store::{storage_key, Deadline, Updated};
+use crate::users::{META_KEY, SEEN_KEY, SINCE_KEY, USER_KEY};
 
 /// A SQL string rendered once for the store's table.
 type Sql = Arc<str>;
@@ -19,7 +21,7 @@ pub(super) struct PgBackend {
 }
 
 struct Statements {
-    ddl: [String; 2],
+    ddl: [String; 3],
     insert: Sql,
     load: Sql,
     delete_expired_one: Sql,
@@ -28,6 +30,8 @@ struct Statements {
     touch: Sql,
     delete: Sql,
     sweep: Sql,
+    sessions_of: Sql,
+    end_session: Sql,
 }
 
 impl PgBackend {
@@ -49,6 +53,17 @@ impl PgBackend {
                 format!(
                     "CREATE INDEX IF NOT EXISTS {} ON {t} (expires)",
                     table.quoted_index()
+                ),
+                // The user index is an expression index over the row's own
+                // `_user` member rather than a column the store keeps in
+                // step: it cannot disagree with the data, and adding it to
+                // an existing table rewrites nothing. Partial, so anonymous
+                // sessions cost it nothing; `user = $1` (a strict operator)
+                // implies its predicate, so listings use it.
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {} ON {t} ((data ->> '{USER_KEY}')) \
+                     WHERE (data ->> '{USER_KEY}') IS NOT NULL",
+                    table.quoted_user_index()
                 ),
             ],
             insert: format!(
@@ -103,11 +118,24 @@ impl PgBackend {
                  WHERE expires <= now() ORDER BY expires LIMIT $1 FOR UPDATE SKIP LOCKED)"
             )
             .into(),
+            // Live rows of one user, through the user index; only the
+            // `_user…` members are read, never the rest of the data.
+            sessions_of: format!(
+                "SELECT id_hash, data ->> '{SINCE_KEY}', data ->> '{SEEN_KEY}', \
+                 data ->> '{META_KEY}', (extract(epoch FROM expires) * 1000)::int8 \
+                 FROM {t} WHERE (data ->> '{USER_KEY}') = $1 AND expires > now()"
+            )
+            .into(),
+            end_session: format!(
+                "DELETE FROM {t} WHERE id_hash = $1 AND (data ->> '{USER_KEY}') = $2 \
+                 AND expires > now()"
+            )
+            .into(),
         };
         Self { pool, sql }
     }
 
-    pub(super) fn ddl(&self) -> &[String; 2] {
+    pub(super) fn ddl(&self) -> &[String; 3] {
         &self.sql.ddl
     }
 
@@ -194,6 +222,20 @@ impl PgBackend {
         })
     }
 
+    /// A rotation racing `end_session` of its old row (the user index
+    /// contract), under `READ COMMITTED`: both statements delete the old row,
+    /// so both take its row lock, and the second waits for the first to
+    /// commit, then re-checks the row (it is gone) and deletes nothing.
+    /// - `end_session` first: the rotation's `old` finds no row, inserts
+    ///   nothing, and answers `Gone`.
+    /// - The rotation first (or already committed): `end_session` answers
+    ///   `false`, and only after the rotation committed, whose new row is
+    ///   then visible to any statement that starts later, such as the next
+    ///   listing of an "end all", which ends it.
+    ///
+    /// Either way no live copy outlives a listing taken after `end_session`.
+    /// The delete and the insert are one statement, one transaction: no
+    /// moment shows neither row or both.
     pub(super) async fn rotate(
         &self,
         old: &str,
@@ -249,6 +291,36 @@ impl PgBackend {
             .await
             .map_err(classify)?;
         Ok(())
+    }
+
+    pub(super) async fn sessions_of(&self, user: &str) -> Result<Vec<UserRow>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(self.sql.sessions_of.clone()))
+            .bind(user)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|r| {
+                Ok(UserRow {
+                    id_hash: r.try_get(0)?,
+                    since: r.try_get(1)?,
+                    seen: r.try_get(2)?,
+                    meta: r.try_get(3)?,
+                    expires_ms: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::backend)
+    }
+
+    pub(super) async fn end_session(&self, handle: &str, user: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(AssertSqlSafe(self.sql.end_session.clone()))
+            .bind(handle)
+            .bind(user)
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub(super) async fn delete_expired(&self, limit: u32) -> Result<u64, StoreError> {

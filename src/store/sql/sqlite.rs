@@ -8,9 +8,11 @@ use sqlx::{AssertSqlSafe, Row, Sqlite, SqlitePool};
 
 use super::format::Patch;
 use super::table::Table;
+use super::users::UserRow;
 use super::{ttl_ms, Failure, IdGenerator, Merged, CREATE_ATTEMPTS};
 use crate::error::StoreError;
 use crate::store::{storage_key, Deadline, Updated};
+use crate::users::{META_KEY, SEEN_KEY, SINCE_KEY, USER_KEY};
 
 type Sql = Arc<str>;
 
@@ -20,7 +22,7 @@ pub(super) struct SqliteBackend {
 }
 
 struct Statements {
-    ddl: [String; 2],
+    ddl: [String; 3],
     insert: Sql,
     load: Sql,
     delete_expired_one: Sql,
@@ -29,6 +31,8 @@ struct Statements {
     touch: Sql,
     delete: Sql,
     sweep: Sql,
+    sessions_of: Sql,
+    end_session: Sql,
 }
 
 fn now_ms() -> i64 {
@@ -48,6 +52,8 @@ impl SqliteBackend {
         // `json_patch` (RFC 7396) sets every key of the patch and removes
         // those whose patch value is null; stored values are never null.
         let merged = "json_patch(CASE WHEN ?2 THEN '{}' ELSE data END, ?3)";
+        let user = format!("json_extract(data, '$.{USER_KEY}')");
+        let member = |key: &str| format!("json_extract(data, '$.{key}')");
         let sql = Statements {
             ddl: [
                 format!(
@@ -62,6 +68,18 @@ impl SqliteBackend {
                     "CREATE INDEX IF NOT EXISTS {}{} ON {} (expires)",
                     table.quoted_schema_prefix(),
                     table.quoted_index(),
+                    table.quoted_unqualified()
+                ),
+                // An expression index over the row's own `_user` member, not
+                // a generated column: it cannot disagree with the data, and an
+                // existing table gains it without `ALTER TABLE` (SQLite can
+                // add only virtual generated columns, which would be indexed
+                // the same way). Partial, so anonymous sessions cost it
+                // nothing; `user = ?` implies its predicate.
+                format!(
+                    "CREATE INDEX IF NOT EXISTS {}{} ON {} ({user}) WHERE {user} IS NOT NULL",
+                    table.quoted_schema_prefix(),
+                    table.quoted_user_index(),
                     table.quoted_unqualified()
                 ),
             ],
@@ -88,11 +106,22 @@ impl SqliteBackend {
                  WHERE expires <= ?1 ORDER BY expires LIMIT ?2)"
             )
             .into(),
+            sessions_of: format!(
+                "SELECT id_hash, {}, {}, {}, expires FROM {t} WHERE {user} = ?1 AND expires > ?2",
+                member(SINCE_KEY),
+                member(SEEN_KEY),
+                member(META_KEY),
+            )
+            .into(),
+            end_session: format!(
+                "DELETE FROM {t} WHERE id_hash = ?1 AND {user} = ?2 AND expires > ?3"
+            )
+            .into(),
         };
         Self { pool, sql }
     }
 
-    pub(super) fn ddl(&self) -> &[String; 2] {
+    pub(super) fn ddl(&self) -> &[String; 3] {
         &self.sql.ddl
     }
 
@@ -227,6 +256,15 @@ impl SqliteBackend {
 
     /// Takes the old row out (only if live) and inserts its merged data under
     /// a new id, in one transaction.
+    ///
+    /// A rotation racing `end_session` of its old row (the user index
+    /// contract): SQLite has one writer at a time, and `BEGIN IMMEDIATE`
+    /// takes the write lock before the rotation reads the old row, so the
+    /// take and the insert run with no write in between, and `end_session`
+    /// (one `DELETE`) runs wholly before or after them. Before: the take
+    /// finds no row and the rotation answers `Gone`. After: `end_session`
+    /// finds no old row, and the new row is committed, so the next listing
+    /// (which starts after `end_session` returned) shows it.
     pub(super) async fn rotate(
         &self,
         old: &str,
@@ -294,6 +332,38 @@ impl SqliteBackend {
 
     pub(super) async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.delete_on(&self.pool, key).await
+    }
+
+    pub(super) async fn sessions_of(&self, user: &str) -> Result<Vec<UserRow>, StoreError> {
+        let rows = sqlx::query(AssertSqlSafe(self.sql.sessions_of.clone()))
+            .bind(user)
+            .bind(now_ms())
+            .fetch_all(&self.pool)
+            .await
+            .map_err(classify)?;
+        rows.iter()
+            .map(|r| {
+                Ok(UserRow {
+                    id_hash: r.try_get(0)?,
+                    since: r.try_get(1)?,
+                    seen: r.try_get(2)?,
+                    meta: r.try_get(3)?,
+                    expires_ms: r.try_get(4)?,
+                })
+            })
+            .collect::<Result<_, sqlx::Error>>()
+            .map_err(StoreError::backend)
+    }
+
+    pub(super) async fn end_session(&self, handle: &str, user: &str) -> Result<bool, StoreError> {
+        let done = sqlx::query(AssertSqlSafe(self.sql.end_session.clone()))
+            .bind(handle)
+            .bind(user)
+            .bind(now_ms())
+            .execute(&self.pool)
+            .await
+            .map_err(classify)?;
+        Ok(done.rows_affected() == 1)
     }
 
     pub(super) async fn delete_expired(&self, limit: u32) -> Result<u64, StoreError> {

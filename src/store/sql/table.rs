@@ -73,6 +73,12 @@ impl Table {
     pub(super) fn quoted_index(&self) -> String {
         format!("\"{}_expires_idx\"", self.table)
     }
+
+    /// The user index's name ([`UserIndex`](crate::store::UserIndex)),
+    /// unqualified and quoted.
+    pub(super) fn quoted_user_index(&self) -> String {
+        format!("\"{}_user_idx\"", self.table)
+    }
 }
 
 fn is_identifier(part: &str) -> bool {
@@ -94,6 +100,7 @@ mod tests {
         let t = Table::parse("sessions").unwrap();
         assert_eq!(t.quoted(), "\"sessions\"");
         assert_eq!(t.quoted_index(), "\"sessions_expires_idx\"");
+        assert_eq!(t.quoted_user_index(), "\"sessions_user_idx\"");
         let t = Table::parse("app_1.Sessions_2").unwrap();
         assert_eq!(t.name(), "app_1.Sessions_2");
         assert_eq!(t.quoted(), "\"app_1\".\"Sessions_2\"");
