@@ -228,6 +228,15 @@ async fn every_operation_is_one_statement() {
     };
     count("rotate", 1, at);
     let at = mark();
+    store.sessions_of("ada").await.unwrap();
+    count("sessions_of", 1, at);
+    let at = mark();
+    store
+        .end_session("ada", &storage_key("", &moved))
+        .await
+        .unwrap();
+    count("end_session", 1, at);
+    let at = mark();
     store.delete(&moved).await.unwrap();
     count("delete", 1, at);
     let v = store.create(&r, expires_in(60)).await.unwrap();
@@ -411,4 +420,12 @@ async fn binding_a_user_adds_no_statement_to_a_request() {
         "statements per request, bound session: read {bound_read}, write {bound_write}, \
          login {login} (fresh browser {fresh_login}), list {list}, end {end}"
     );
+}
+
+// SECURITY K57: what a listing holds, and in which order.
+#[tokio::test]
+async fn a_listing_holds_the_user_keys_only_oldest_first() {
+    let server = PgServer::start();
+    let (store, _) = store(&server).await;
+    sql_scenarios::users::listing_holds_user_keys_only_oldest_first(store).await;
 }

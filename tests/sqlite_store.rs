@@ -340,3 +340,11 @@ async fn expired_rows_are_neither_listed_nor_ended() {
     assert_eq!(rows(&pool).await, 2, "the expired row is the sweeper's");
     assert_eq!(store.delete_expired().await.unwrap(), 1);
 }
+
+// SECURITY K57: what a listing holds, and in which order.
+#[tokio::test]
+async fn a_listing_holds_the_user_keys_only_oldest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = store(&dir).await;
+    sql_scenarios::users::listing_holds_user_keys_only_oldest_first(store).await;
+}

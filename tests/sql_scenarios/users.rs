@@ -262,3 +262,49 @@ pub async fn two_instances_see_each_others_ends(one: SqlStore, two: SqlStore) {
     assert_eq!(who(&one, &c).await, "anonymous");
     assert_eq!(who(&two, &a).await, "dora");
 }
+
+/// SECURITY K57: a listing holds the `_user…` keys of each session of that
+/// user only, oldest binding first, never the rest of the data; handles are
+/// the rows' hashed keys; junk handles end nothing.
+pub async fn listing_holds_user_keys_only_oldest_first(store: SqlStore) {
+    use serde_json::json;
+    use sessio::store::{storage_key, Store, UserIndex};
+
+    let bound = |since: u64| {
+        super::record(&[
+            ("_user", json!("fay")),
+            ("_user_since", json!(since)),
+            ("_user_meta", json!({"device": "phone"})),
+            ("cart", json!([1, 2, 3])),
+        ])
+    };
+    let newer = store
+        .create(&bound(20), super::expires_in(60))
+        .await
+        .unwrap();
+    let older = store
+        .create(&bound(10), super::expires_in(60))
+        .await
+        .unwrap();
+    let listed = store.sessions_of("fay").await.unwrap();
+    let handles: Vec<&str> = listed.iter().map(|l| l.handle.as_str()).collect();
+    assert_eq!(handles, [storage_key("", &older), storage_key("", &newer)]);
+    for l in &listed {
+        assert_eq!(l.record.get("_user"), Some(&json!("fay")));
+        assert_eq!(
+            l.record.get("_user_meta"),
+            Some(&json!({"device": "phone"}))
+        );
+        assert_eq!(
+            l.record.get("cart"),
+            None,
+            "a listing read the session's data"
+        );
+    }
+    assert!(store.sessions_of("fa").await.unwrap().is_empty());
+    assert!(store.sessions_of("\"fay\"").await.unwrap().is_empty());
+    for junk in ["", "' OR 1=1 --", &storage_key("", &older).to_uppercase()] {
+        assert!(!store.end_session("fay", junk).await.unwrap(), "{junk:?}");
+    }
+    assert!(store.load(&older).await.unwrap().is_some());
+}
