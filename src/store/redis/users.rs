@@ -783,6 +783,24 @@ mod tests {
     }
 
     #[test]
+    fn binding_agrees_with_changes_binding() {
+        let mut r = Record::new();
+        r.insert(USER_KEY, json!("ada"));
+        r.insert("cart", json!(1));
+        for (set, removed, cleared) in [
+            (&[USER_KEY][..], &[][..], false),
+            (&["cart"], &[], false),
+            (&[], &[USER_KEY], false),
+            (&["cart"], &[], true),
+            (&[], &["cart"], false),
+        ] {
+            let c = changes(set, removed, cleared);
+            let moved = binding(&r, &c) != Binding::Unchanged;
+            assert_eq!(moved, crate::store::changes_binding(&c), "{c:?}");
+        }
+    }
+
+    #[test]
     fn binding_mirrors_record_apply() {
         let mut r = Record::new();
         r.insert(USER_KEY, json!("ada"));
