@@ -138,7 +138,7 @@ async fn clear_deletes_record_and_removes_cookie() {
     assert_eq!(store.take_ops(), vec!["load", "update"]);
     let removal = r.set_cookie("__Host-id").unwrap();
     assert!(
-        removal.starts_with("__Host-id=; Max-Age=0; Deadline=Thu, 01 Jan 1970 00:00:00 GMT"),
+        removal.starts_with("__Host-id=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
         "{removal}"
     );
     let r = call(&app, "/read", Some(&cookie)).await;
