@@ -135,14 +135,16 @@ pub(crate) struct Anon {
 }
 
 impl State {
-    /// The state of a session whose request carried `verified` cookies of its
-    /// name (in order) and, when `rejected`, at least one that did not verify.
-    pub(crate) fn from_cookies(mut verified: Vec<Issued>, rejected: bool) -> Self {
-        let mut st = Self::default();
-        if !verified.is_empty() {
-            st.first = Some(verified.remove(0));
-            st.more = verified;
-        }
+    /// The state of a session whose request carried verified cookies of its
+    /// name (`first`, then `more`, in order) and, when `rejected`, at least
+    /// one that did not verify.
+    pub(crate) fn from_cookies(first: Option<Issued>, more: Vec<Issued>, rejected: bool) -> Self {
+        debug_assert!(first.is_some() || more.is_empty());
+        let mut st = Self {
+            first,
+            more,
+            ..Self::default()
+        };
         st.held = match &st.first {
             Some(c) => Some(c.place()),
             None if rejected => Some(Place::default()),

@@ -67,6 +67,8 @@ pub(crate) struct Plan {
     pub(crate) changes: Changes,
     pub(crate) envelope: Envelope,
     pub(crate) expires: Deadline,
+    /// The moment the plan was made, in unix seconds.
+    pub(crate) now: u64,
     max_age: Option<u64>,
     rotate: bool,
     settings_changed: bool,
@@ -219,6 +221,7 @@ impl State {
                 Duration::from_secs(envelope.expires.saturating_sub(cx.now)),
             ),
             envelope,
+            now: cx.now,
             rotate: std::mem::take(&mut self.rotate),
             settings_changed: std::mem::take(&mut self.settings_changed),
         })
@@ -249,6 +252,7 @@ impl State {
                 Duration::from_secs(at.saturating_sub(cx.now)),
             ),
             envelope,
+            now: cx.now,
             rotate: false,
             settings_changed: false,
             moved: false,

@@ -38,7 +38,7 @@ fn issued(value: &str, settings: Option<Settings>) -> Issued {
 #[test]
 fn a_rejected_cookie_is_removed_once() {
     with_cx(|cx| {
-        let mut st = State::from_cookies(Vec::new(), true);
+        let mut st = State::from_cookies(None, Vec::new(), true);
         assert!(!st.idle(false));
         assert!(st.plan(cx, true, false).is_none());
         let out: Vec<_> = st.take_outgoing().collect();
@@ -58,7 +58,7 @@ fn an_unknown_record_removes_its_cookie_at_its_path() {
             expiry: None,
             cookie: CookieOptions::new().with_path("/app"),
         };
-        let mut st = State::from_cookies(vec![issued("dead", Some(settings))], false);
+        let mut st = State::from_cookies(Some(issued("dead", Some(settings))), Vec::new(), false);
         assert_eq!(st.next_candidate(), Some("dead"));
         st.reject_candidate();
         assert_eq!(st.next_candidate(), None);
@@ -79,7 +79,7 @@ fn an_unknown_record_removes_its_cookie_at_its_path() {
 #[test]
 fn emptying_is_sent_as_a_diff() {
     with_cx(|cx| {
-        let mut st = State::from_cookies(vec![issued("v", None)], false);
+        let mut st = State::from_cookies(Some(issued("v", None)), Vec::new(), false);
         st.accept([("a".to_owned(), json!(1))].into_iter().collect());
         st.remove("a");
         let plan = st.plan(cx, false, false).unwrap();
@@ -101,7 +101,7 @@ fn emptying_is_sent_as_a_diff() {
 #[test]
 fn server_error_keeps_deletions_only() {
     with_cx(|cx| {
-        let mut st = State::from_cookies(vec![issued("old", None)], false);
+        let mut st = State::from_cookies(Some(issued("old", None)), Vec::new(), false);
         st.accept([("a".to_owned(), json!(1))].into_iter().collect());
         st.cycle_id();
         st.set("b", json!(2));
@@ -121,7 +121,7 @@ fn server_error_keeps_deletions_only() {
 #[test]
 fn a_failed_save_is_not_planned_twice() {
     with_cx(|cx| {
-        let mut st = State::from_cookies(vec![issued("v", None)], false);
+        let mut st = State::from_cookies(Some(issued("v", None)), Vec::new(), false);
         st.accept(Record::new());
         st.set("a", json!(1));
         let plan = st.plan(cx, false, false).unwrap();
@@ -147,7 +147,7 @@ fn own_expiry_comes_from_the_cookie() {
             expiry: Some(Expiry::OnInactivity(Duration::from_secs(300))),
             cookie: CookieOptions::new(),
         };
-        let mut st = State::from_cookies(vec![issued("v", Some(settings))], false);
+        let mut st = State::from_cookies(Some(issued("v", Some(settings))), Vec::new(), false);
         st.accept(Record::new());
         st.set("a", json!(1));
         let plan = st.plan(cx, false, false).unwrap();
