@@ -89,6 +89,7 @@ impl<St: Store> LayerConfig<St> {
             refresh: self.refresh,
             codec: &self.codec,
             protection: self.protection,
+            keyed: !self.store.is_client_side(),
         }
     }
 

@@ -119,6 +119,9 @@ pub(crate) struct State {
     anon: Option<Anon>,
     /// The request carried the companion cookie of an anonymous secret.
     anon_sent: bool,
+    /// This request stored the session's data (which the save may have
+    /// moved out of `data`).
+    stored: bool,
 }
 
 /// A CSRF secret for a visitor who has no stored session: it rides in a
@@ -186,7 +189,7 @@ impl State {
     /// A stored, non-empty session was loaded: the response was made for
     /// one visitor.
     pub(crate) fn is_personal(&self) -> bool {
-        self.loaded && self.current.is_some() && !self.data.is_empty()
+        self.loaded && self.current.is_some() && (self.stored || !self.data.is_empty())
     }
 
     /// The value of the next candidate to try, if any remains.
