@@ -7,13 +7,14 @@
 #   benches/compare/instructions.sh          # about 10 minutes
 #
 # Environment: CONFIGS (all six), REQUESTS (2000 measured, after as many
-# warm-up requests). Builds like run.sh (COMPARE_TARGET_DIR). Writes
-# target/compare/instructions.tsv and prints a table.
+# warm-up requests), SERVER (a server binary already built, e.g. of another
+# commit; otherwise built like run.sh, in COMPARE_TARGET_DIR), OUT (where the
+# results go, target/compare). Writes OUT/instructions.tsv and prints a table.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-out="$root/target/compare"
+out=${OUT:-$root/target/compare}
 CONFIGS=${CONFIGS:-bare sessio-memory sessio-cookie sessio-redis ts-memory ts-redis}
 REQUESTS=${REQUESTS:-2000}
 PORT=18180
@@ -23,7 +24,7 @@ HOST=127.0.0.1
 # shellcheck source=benches/compare/lib.sh
 . "$here/lib.sh"
 install_missing valgrind:valgrind redis-server:redis-server curl:curl
-build_servers
+if [ -n "${SERVER:-}" ]; then server=$SERVER; else build_servers; fi
 
 mkdir -p "$out/callgrind"
 vg_pid=""
@@ -43,11 +44,22 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
-# Sum of the "Ir" column of callgrind_annotate lines matching $2 (all if empty).
+# The program's total "Ir" (no pattern), or the self cost summed over the
+# functions whose name is $2 exactly. Only the function table is read
+# (--auto=no): source annotation would add call lines ("=> ...") that name
+# the function too, counted with whatever the caller's inlining left there.
+# One function appears once per source file its inlined code came from
+# (soft.rs, core's intrinsics, ...); those rows are all its own cost.
 ir() {
-  callgrind_annotate --threshold=100 "$1" 2>/dev/null |
-    awk -v pat="$2" 'pat == "" && /PROGRAM TOTALS/ { gsub(",", "", $1); s = $1 }
-      pat != "" && $0 ~ pat { gsub(",", "", $1); s += $1 } END { print s + 0 }'
+  callgrind_annotate --auto=no --inclusive=no --threshold=100 "$1" 2>/dev/null |
+    awk -v fn="$2" '
+      fn == "" && /PROGRAM TOTALS/ { gsub(",", "", $1); s = $1 }
+      fn != "" && $1 ~ /^[0-9,]+$/ {
+        name = $0; sub(/ \[[^]]*\]$/, "", name)
+        sub(/^ *[0-9,]+ +(\([^)]*\) +)?/, "", name); sub(/^[^:]*:/, "", name)
+        if (name == fn) { gsub(",", "", $1); s += $1 }
+      }
+      END { print s + 0 }'
 }
 
 printf 'config\tscenario\tinstructions\tsha256_instructions\n' >"$out/instructions.tsv"
@@ -77,7 +89,7 @@ for config in $CONFIGS; do
     vg_pid=""
     dump="$file.1"
     total=$(ir "$dump" "")
-    sha=$(ir "$dump" "compress256")
+    sha=$(ir "$dump" "sha2::sha256::compress256")
     printf '%s\t%s\t%d\t%d\n' "$config" "$scenario" $((total / REQUESTS)) $((sha / REQUESTS)) \
       >>"$out/instructions.tsv"
     printf '  %-14s %-9s %7d instructions/request (SHA-256 in software: %d)\n' \
