@@ -6,7 +6,9 @@
 #
 #   benches/compare/instructions.sh          # about 10 minutes
 #
-# Environment: CONFIGS (all six), REQUESTS (2000 measured, after as many
+# Environment: CONFIGS (all but the SQL ones; sessio-sqlite and
+# sessio-postgres when named, a PostgreSQL cluster is then started on
+# 127.0.0.1:16433), REQUESTS (2000 measured, after as many
 # warm-up requests), SERVER (a server binary already built, e.g. of another
 # commit; otherwise built like run.sh, in COMPARE_TARGET_DIR), OUT (where the
 # results go, target/compare). Writes OUT/instructions.tsv and prints a table.
@@ -15,7 +17,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out=${OUT:-$root/target/compare}
-CONFIGS=${CONFIGS:-bare sessio-memory sessio-cookie sessio-redis ts-memory ts-redis}
+CONFIGS=${CONFIGS:-bare sessio-memory sessio-cookie sessio-redis ts-memory ts-memory-signed ts-redis}
 REQUESTS=${REQUESTS:-2000}
 PORT=18180
 REDIS_PORT=16380
@@ -32,6 +34,7 @@ redis_pid=""
 cleanup() {
   [ -n "$vg_pid" ] && kill "$vg_pid" 2>/dev/null && wait "$vg_pid" 2>/dev/null
   [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+  stop_postgres
   return 0
 }
 trap cleanup EXIT INT TERM
@@ -62,13 +65,17 @@ ir() {
       END { print s + 0 }'
 }
 
+pg_pid="" pg_url=""
+case " $CONFIGS " in *postgres*) start_postgres "$out/pg-callgrind" 16433 ;; esac
+
 printf 'config\tscenario\tinstructions\tsha256_instructions\n' >"$out/instructions.tsv"
 for config in $CONFIGS; do
   for scenario in untouched read rmw new; do
     case $scenario in untouched) path=/ ;; read) path=/read ;; *) path=/incr ;; esac
     file="$out/callgrind/$config-$scenario.out"
     rm -f "$file" "$file".*
-    REDIS_URL="redis://$HOST:$REDIS_PORT" valgrind --tool=callgrind --callgrind-out-file="$file" \
+    REDIS_URL="redis://$HOST:$REDIS_PORT" DATABASE_URL="$pg_url" \
+      SQLITE_PATH="$out/callgrind/$config.sqlite3" valgrind --tool=callgrind --callgrind-out-file="$file" \
       "$server" "$config" "$PORT" >/dev/null 2>&1 &
     vg_pid=$!
     for _ in $(seq 200); do
