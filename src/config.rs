@@ -255,10 +255,10 @@ impl CookieAttrs {
     }
 
     /// `Set-Cookie` that removes the cookie: empty value, `Max-Age=0`, an
-    /// `Deadline` in the past, and the same name, path, domain and flags.
+    /// `Expires` in the past, and the same name, path, domain and flags.
     pub(crate) fn removal(&self) -> String {
         format!(
-            "{}=; Max-Age=0; Deadline=Thu, 01 Jan 1970 00:00:00 GMT{}",
+            "{}=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT{}",
             self.name, self.suffix
         )
     }
@@ -343,7 +343,7 @@ mod tests {
         let a = a.build().unwrap();
         assert_eq!(
             a.removal(),
-            "sid=; Max-Age=0; Deadline=Thu, 01 Jan 1970 00:00:00 GMT; Path=/app; Domain=example.com; Secure; HttpOnly; SameSite=Lax"
+            "sid=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; Path=/app; Domain=example.com; Secure; HttpOnly; SameSite=Lax"
         );
     }
 

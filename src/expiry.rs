@@ -15,9 +15,15 @@ pub const MAX_LIFETIME: Duration = Duration::from_secs(400 * 24 * 60 * 60);
 
 /// When a session expires.
 ///
-/// `BrowserSession` and `OnInactivity` are *rolling*: a request that reads the
-/// session after more than half the window has passed extends it (the store
-/// refreshes the TTL without rewriting the data, and the cookie is re-issued).
+/// `BrowserSession` and `OnInactivity` are *rolling*: a request that reads or
+/// writes the session after more than half the window has passed extends it
+/// (a read refreshes the store's TTL without rewriting the data) and
+/// re-issues its cookie with the new expiry. Before that, a write to a
+/// server-side store keeps the expiry the cookie carries, for the record's
+/// TTL too, and sends no `Set-Cookie`: the cookie the browser holds still
+/// points at the record. So a session lives between half a window and a
+/// whole window after its last request. A write through the cookie store,
+/// whose cookie is the data, always re-issues the cookie and extends it.
 /// `AtTime` never moves. An absolute timeout set on the layer caps all three.
 ///
 /// A session's own expiry ([`Session::set_expiry`](crate::Session::set_expiry),
@@ -33,7 +39,8 @@ pub enum Expiry {
         /// The server-side inactivity window.
         idle: Duration,
     },
-    /// Cookie and record live for this long after the last activity.
+    /// Cookie and record live for this long after the session was last
+    /// extended (see above: at most every half window).
     OnInactivity(Duration),
     /// Cookie and record expire at this moment.
     AtTime(SystemTime),

@@ -48,7 +48,7 @@
 //! | the session was never loaded | nothing (a TTL refresh with [`Refresh::OnEveryRequest`]) | nothing |
 //! | read only, not past half its window | nothing | nothing |
 //! | read only, past half a rolling window, or its settings changed | TTL extended, data not rewritten | the cookie, re-issued |
-//! | changed | one write of what changed (a per-key merge) | the cookie |
+//! | changed | one write of what changed (a per-key merge) | the cookie, re-issued with a new expiry, when a rolling window is half gone, the settings changed, or the cookie is the data (cookie store); else none: the browser's cookie still holds, and the record's TTL stays at the expiry it carries |
 //! | emptied (last key deleted, last flash read, `clear`) | the change sent as a diff; the record deleted only when the *store's* merged record is empty | removal cookie when deleted, else the cookie |
 //! | `cycle_id` | the record moved to a new id only if it still exists (never resurrected) | the new cookie |
 //! | `destroy` | the record deleted | removal cookie |

@@ -78,15 +78,22 @@ impl Copied {
 }
 
 impl<St: Store> LayerConfig<St> {
-    pub(crate) fn cx(&self, slot: usize) -> Cx<'_> {
+    /// Now, in unix seconds: read once per way out, and shared by the
+    /// plan, the save and the cookies it queues.
+    pub(crate) fn now(&self) -> u64 {
+        unix_secs(self.clock.now())
+    }
+
+    pub(crate) fn cx(&self, slot: usize, now: u64) -> Cx<'_> {
         Cx {
-            now: unix_secs(self.clock.now()),
+            now,
             attrs: &self.cookies[slot],
             expiry: self.expiry,
             absolute: self.absolute.map(|d| d.as_secs()),
             refresh: self.refresh,
             codec: &self.codec,
             protection: self.protection,
+            keyed: !self.store.is_client_side(),
         }
     }
 
@@ -154,7 +161,7 @@ impl<St: Store> LayerConfig<St> {
     /// save is not sent again on the way out unless the session changes.
     pub(crate) async fn save_session(&self, session: &Inner) -> Result<(), Error> {
         session.state().retry();
-        let Some(plan) = self.plan_for(session, false, false) else {
+        let Some(plan) = self.plan_for(session, self.now(), false, false) else {
             return Ok(());
         };
         match self.apply(session, plan).await {
@@ -170,8 +177,14 @@ impl<St: Store> LayerConfig<St> {
     /// What saving `session` would write, taken out of its state; `None`
     /// when nothing goes to the store. Synchronous, so the layer can tell
     /// before it starts anything async.
-    pub(crate) fn plan_for(&self, session: &Inner, last: bool, server_error: bool) -> Option<Plan> {
-        let cx = self.cx(session.slot);
+    pub(crate) fn plan_for(
+        &self,
+        session: &Inner,
+        now: u64,
+        last: bool,
+        server_error: bool,
+    ) -> Option<Plan> {
+        let cx = self.cx(session.slot, now);
         session.state().plan(&cx, last, server_error)
     }
 
@@ -179,8 +192,8 @@ impl<St: Store> LayerConfig<St> {
     /// `Set-Cookie`; on failure the plan goes back into the session. `true`
     /// when the record turned out to be gone.
     pub(crate) async fn apply(&self, session: &Inner, plan: Plan) -> Result<bool, Error> {
-        let result = self.execute(session.slot, &plan).await;
-        let cx = self.cx(session.slot);
+        let cx = self.cx(session.slot, plan.now);
+        let result = self.execute(&cx, &plan).await;
         let mut st = session.state();
         match result {
             Ok(outcome) => {
@@ -208,8 +221,8 @@ impl<St: Store> LayerConfig<St> {
 
     /// Queues the session's companion cookie (an anonymous CSRF secret), if
     /// it has one to issue or remove.
-    pub(crate) fn settle_companion(&self, session: &Inner) {
-        let cx = self.cx(session.slot);
+    pub(crate) fn settle_companion(&self, session: &Inner, now: u64) {
+        let cx = self.cx(session.slot, now);
         session.state().settle_companion(&cx);
     }
 
@@ -219,7 +232,7 @@ impl<St: Store> LayerConfig<St> {
     }
 
     /// Runs the plan against the store: deletions first, then the operation.
-    async fn execute(&self, slot: usize, plan: &Plan) -> Result<Outcome, Error> {
+    async fn execute(&self, cx: &Cx<'_>, plan: &Plan) -> Result<Outcome, Error> {
         for old in &plan.ended {
             self.store.delete(old).await?;
         }
@@ -251,7 +264,6 @@ impl<St: Store> LayerConfig<St> {
             Op::Reissue(v) => Outcome::Stored(v.clone()),
         };
         if let Outcome::Stored(v) = &outcome {
-            let cx = self.cx(slot);
             let size = cx.cookie_len(plan, v);
             if size > MAX_COOKIE_LEN {
                 tracing::error!(

@@ -157,8 +157,10 @@ fn is_removal(c: &str) -> bool {
     c.split_once('=').is_some_and(|(_, v)| v.starts_with(';')) && c.contains("Max-Age=0")
 }
 
-// SECURITY I37: "remember me" holds on the next write: the cookie keeps its
-// Max-Age and the record outlives the layer's 24 h window.
+// SECURITY I37: "remember me" holds on the next write: the record outlives
+// the layer's 24 h window, and a cookie re-issued past half the 30 days keeps
+// its Max-Age. A write before that sends no cookie: the browser's 30-day
+// cookie still holds, and the record's TTL stays at its expiry.
 #[tokio::test]
 async fn remember_me_survives_the_next_write() {
     let (clock, _store, app) = clocked(Expiry::default());
@@ -169,9 +171,23 @@ async fn remember_me_survives_the_next_write() {
 
     clock.advance(MIN);
     let r = call(&app, "/flash?v=hello", Some(&cookie)).await;
+    assert_eq!(
+        r.set_cookie("__Host-id"),
+        None,
+        "a write before half the window keeps the browser's cookie"
+    );
+
+    // Past the layer's own 24 h window, within the session's 30 days.
+    clock.advance(3 * DAY);
+    let r = call(&app, "/flashes", Some(&cookie)).await;
+    assert_eq!(r.body, "hello", "the record expired with the layer's TTL");
+
+    // Past half the 30 days: the write re-issues the cookie, still 30 days.
+    clock.advance(13 * DAY);
+    let r = call(&app, "/flash?v=again", Some(&cookie)).await;
     let set = r
         .set_cookie("__Host-id")
-        .expect("the write re-issues the cookie");
+        .expect("a write past half the window re-issues the cookie");
     assert_eq!(
         attr(&set, "Max-Age"),
         Some("2592000"),
@@ -179,10 +195,13 @@ async fn remember_me_survives_the_next_write() {
     );
     let cookie = r.cookie("__Host-id").unwrap();
 
-    // Past the layer's own 24 h window, within the session's 30 days.
-    clock.advance(3 * DAY);
+    // 36 days after the first cookie, 20 after the re-issued one.
+    clock.advance(20 * DAY);
     let r = call(&app, "/flashes", Some(&cookie)).await;
-    assert_eq!(r.body, "hello", "the record expired with the layer's TTL");
+    assert_eq!(
+        r.body, "again",
+        "the re-issued cookie did not extend the record"
+    );
 }
 
 // SECURITY I37: a shortened session stays short, also on a read-only request

@@ -445,7 +445,7 @@ async fn unknown_id_gets_a_fresh_session_with_a_new_id() {
 }
 
 // SECURITY B7: the removal cookie has an empty value, Max-Age=0, a past
-// Deadline, and the same name/path/domain/flags as the cookie it removes.
+// Expires, and the same name/path/domain/flags as the cookie it removes.
 #[tokio::test]
 async fn removal_cookie_matches_the_cookie_it_removes() {
     let layer = SessionLayer::builder(MemoryStore::new(), key())
@@ -468,7 +468,7 @@ async fn removal_cookie_matches_the_cookie_it_removes() {
     assert!(set_value.len() > "__Secure-s=".len());
     assert_eq!(
         removal,
-        format!("__Secure-s=; Max-Age=0; Deadline=Thu, 01 Jan 1970 00:00:00 GMT; {set_attrs}")
+        format!("__Secure-s=; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT; {set_attrs}")
     );
     assert_eq!(
         set_attrs,

@@ -131,20 +131,35 @@ impl Model {
         }
     }
 
+    /// The deadline a write to `before` keeps, when it keeps one: the same
+    /// id and settings (`reissue` false) and less than half the window gone.
+    /// The browser's cookie then still holds, and no cookie is sent.
+    fn kept_deadline(&self, before: Option<&Sess>, next: &Sess, reissue: bool) -> Option<u64> {
+        let b = before?;
+        let quiet = !reissue && b.window == next.window && (b.deadline - self.now) * 2 >= b.window;
+        quiet.then_some(b.deadline)
+    }
+
     /// A request that changed `next` (or not) from `before`; `sent` says the
-    /// browser sent a cookie.
+    /// browser sent a cookie; `reissue` that the id or the settings changed.
     fn settle(
         &mut self,
         before: Option<Sess>,
         mut next: Sess,
         changed: bool,
         sent: bool,
+        reissue: bool,
     ) -> Cookie {
         let now = self.now;
         if changed {
             if next.is_empty() {
                 self.session = None;
                 return if sent { Cookie::Removal } else { Cookie::None };
+            }
+            if let Some(deadline) = self.kept_deadline(before.as_ref(), &next, reissue) {
+                next.deadline = deadline;
+                self.session = Some(next);
+                return Cookie::None;
             }
             next.deadline = now + next.window;
             let c = self.issued(&next);
@@ -451,7 +466,8 @@ impl<S: Store + Clone> World<S> {
                 .unwrap_or_default();
             assert_eq!(r.body, expected, "{what}: flashes");
         }
-        let expected = self.model.settle(before, next, changed, sent);
+        let reissue = matches!(op, Op::Cycle | Op::Expire(_));
+        let expected = self.model.settle(before, next, changed, sent, reissue);
         self.jar.receive(&r, now, &expected, &what);
     }
 
@@ -484,6 +500,9 @@ impl<S: Store + Clone> World<S> {
             (slow.status, quick.status),
             (StatusCode::OK, StatusCode::OK)
         );
+        let kept = before
+            .as_ref()
+            .and_then(|b| self.model.kept_deadline(Some(b), b, false));
         let s = match before {
             // Both changed one session: a per-key merge, the later save wins a key.
             Some(mut s) => {
@@ -499,8 +518,17 @@ impl<S: Store + Clone> World<S> {
             }
         };
         let mut s = s;
-        s.deadline = now + s.window;
-        let c = self.model.issued(&s);
+        let c = match kept {
+            // Before half the window: both writes keep the browser's cookie.
+            Some(deadline) => {
+                s.deadline = deadline;
+                Cookie::None
+            }
+            None => {
+                s.deadline = now + s.window;
+                self.model.issued(&s)
+            }
+        };
         self.model.session = Some(s);
         let what = format!("overlap set {k1}={v1} / {k2}={v2}");
         let mut quick_jar = Jar::default();
@@ -555,7 +583,7 @@ impl<S: Store + Clone> World<S> {
             (&expected.data, &expected.flashes),
             "after step {step}: the next request sees other data"
         );
-        let c = self.model.settle(before, expected, false, sent);
+        let c = self.model.settle(before, expected, false, sent, false);
         self.jar
             .receive(&r, now, &c, &format!("dump after step {step}"));
     }

@@ -6,15 +6,18 @@
 #
 #   benches/compare/instructions.sh          # about 10 minutes
 #
-# Environment: CONFIGS (all six), REQUESTS (2000 measured, after as many
-# warm-up requests). Builds like run.sh (COMPARE_TARGET_DIR). Writes
-# target/compare/instructions.tsv and prints a table.
+# Environment: CONFIGS (all but the SQL ones; sessio-sqlite and
+# sessio-postgres when named, a PostgreSQL cluster is then started on
+# 127.0.0.1:16433), REQUESTS (2000 measured, after as many
+# warm-up requests), SERVER (a server binary already built, e.g. of another
+# commit; otherwise built like run.sh, in COMPARE_TARGET_DIR), OUT (where the
+# results go, target/compare). Writes OUT/instructions.tsv and prints a table.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
-out="$root/target/compare"
-CONFIGS=${CONFIGS:-bare sessio-memory sessio-cookie sessio-redis ts-memory ts-redis}
+out=${OUT:-$root/target/compare}
+CONFIGS=${CONFIGS:-bare sessio-memory sessio-cookie sessio-redis ts-memory ts-memory-signed ts-redis}
 REQUESTS=${REQUESTS:-2000}
 PORT=18180
 REDIS_PORT=16380
@@ -23,7 +26,7 @@ HOST=127.0.0.1
 # shellcheck source=benches/compare/lib.sh
 . "$here/lib.sh"
 install_missing valgrind:valgrind redis-server:redis-server curl:curl
-build_servers
+if [ -n "${SERVER:-}" ]; then server=$SERVER; else build_servers; fi
 
 mkdir -p "$out/callgrind"
 vg_pid=""
@@ -31,6 +34,7 @@ redis_pid=""
 cleanup() {
   [ -n "$vg_pid" ] && kill "$vg_pid" 2>/dev/null && wait "$vg_pid" 2>/dev/null
   [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+  stop_postgres
   return 0
 }
 trap cleanup EXIT INT TERM
@@ -43,12 +47,26 @@ for _ in $(seq 50); do
   sleep 0.1
 done
 
-# Sum of the "Ir" column of callgrind_annotate lines matching $2 (all if empty).
+# The program's total "Ir" (no pattern), or the self cost summed over the
+# functions whose name is $2 exactly. Only the function table is read
+# (--auto=no): source annotation would add call lines ("=> ...") that name
+# the function too, counted with whatever the caller's inlining left there.
+# One function appears once per source file its inlined code came from
+# (soft.rs, core's intrinsics, ...); those rows are all its own cost.
 ir() {
-  callgrind_annotate --threshold=100 "$1" 2>/dev/null |
-    awk -v pat="$2" 'pat == "" && /PROGRAM TOTALS/ { gsub(",", "", $1); s = $1 }
-      pat != "" && $0 ~ pat { gsub(",", "", $1); s += $1 } END { print s + 0 }'
+  callgrind_annotate --auto=no --inclusive=no --threshold=100 "$1" 2>/dev/null |
+    awk -v fn="$2" '
+      fn == "" && /PROGRAM TOTALS/ { gsub(",", "", $1); s = $1 }
+      fn != "" && $1 ~ /^[0-9,]+$/ {
+        name = $0; sub(/ \[[^]]*\]$/, "", name)
+        sub(/^ *[0-9,]+ +(\([^)]*\) +)?/, "", name); sub(/^[^:]*:/, "", name)
+        if (name == fn) { gsub(",", "", $1); s += $1 }
+      }
+      END { print s + 0 }'
 }
+
+pg_pid="" pg_url=""
+case " $CONFIGS " in *postgres*) start_postgres "$out/pg-callgrind" 16433 ;; esac
 
 printf 'config\tscenario\tinstructions\tsha256_instructions\n' >"$out/instructions.tsv"
 for config in $CONFIGS; do
@@ -56,7 +74,8 @@ for config in $CONFIGS; do
     case $scenario in untouched) path=/ ;; read) path=/read ;; *) path=/incr ;; esac
     file="$out/callgrind/$config-$scenario.out"
     rm -f "$file" "$file".*
-    REDIS_URL="redis://$HOST:$REDIS_PORT" valgrind --tool=callgrind --callgrind-out-file="$file" \
+    REDIS_URL="redis://$HOST:$REDIS_PORT" DATABASE_URL="$pg_url" \
+      SQLITE_PATH="$out/callgrind/$config.sqlite3" valgrind --tool=callgrind --callgrind-out-file="$file" \
       "$server" "$config" "$PORT" >/dev/null 2>&1 &
     vg_pid=$!
     for _ in $(seq 200); do
@@ -77,7 +96,7 @@ for config in $CONFIGS; do
     vg_pid=""
     dump="$file.1"
     total=$(ir "$dump" "")
-    sha=$(ir "$dump" "compress256")
+    sha=$(ir "$dump" "sha2::sha256::compress256")
     printf '%s\t%s\t%d\t%d\n' "$config" "$scenario" $((total / REQUESTS)) $((sha / REQUESTS)) \
       >>"$out/instructions.tsv"
     printf '  %-14s %-9s %7d instructions/request (SHA-256 in software: %d)\n' \

@@ -39,3 +39,29 @@ session_cookie() {
   fi
   printf '%s' "$c"
 }
+
+# start_postgres DIR PORT: a throwaway PostgreSQL cluster in DIR (initdb as
+# the `postgres` user, which Debian's package creates; initdb refuses root),
+# listening on 127.0.0.1:PORT, durability off as in the tests, every
+# statement logged to DIR/log (log_statement=all). Sets `pg_url`.
+start_postgres() {
+  local dir=$1 port=$2 bin
+  bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+  [ -x "$bin/initdb" ] || { echo "PostgreSQL binaries not found (apt-get install postgresql)" >&2; exit 1; }
+  rm -rf "$dir" && mkdir -p "$dir"
+  local as=()
+  if [ "$(id -u)" -eq 0 ]; then chown postgres: "$dir"; as=(runuser -u postgres --); fi
+  "${as[@]}" "$bin/initdb" -D "$dir/data" -U postgres -A trust -E UTF8 --locale=C -N >"$dir/initdb.log" 2>&1
+  "${as[@]}" "$bin/pg_ctl" -D "$dir/data" -l "$dir/log" -w -t 60 start \
+    -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c log_statement=all" \
+    >/dev/null
+  pg_stop=("${as[@]}" "$bin/pg_ctl" -D "$dir/data" -m fast -w stop)
+  pg_pid=$(head -n1 "$dir/data/postmaster.pid")
+  pg_url="postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+# stop_postgres: stops the cluster start_postgres started, if any.
+stop_postgres() {
+  if [ -n "${pg_pid:-}" ]; then "${pg_stop[@]}" >/dev/null 2>&1 || true; pg_pid=""; fi
+  return 0
+}

@@ -6,14 +6,26 @@
 #   benches/compare/run.sh
 #
 # Environment (defaults in brackets):
-#   ROUNDS [3]        rounds; every configuration runs every scenario once per round
-#   DURATION [5s]     wrk duration per measurement (after a 1 s warm-up)
+#   PASSES [6]        passes; each runs every scenario on every configuration
+#   SLICE [2s]        wrk duration of one measurement (after a 1 s warm-up)
 #   CONNECTIONS [32]  wrk connections (one wrk thread)
 #   SERVER_CPU [1]    core the server under test is pinned to
 #   LOAD_CPU [0]      core wrk is pinned to
 #   REDIS_CPU [0]     core redis-server is pinned to (the same for every configuration)
-#   REDIS_COUNT [1000] requests per scenario when counting Redis commands
-#   CONFIGS           space-separated subset of the configurations below
+#   REDIS_COUNT [1000] requests per scenario when counting Redis commands and
+#                     SQL statements
+#   CONFIGS           space-separated configurations (default: all but the SQL
+#                     ones; add sessio-sqlite and sessio-postgres for those, a
+#                     PostgreSQL cluster is then started on 127.0.0.1:16432,
+#                     pinned with Redis)
+#
+# A scenario's configurations are measured one right after the other, in
+# short slices, in an order rotated every pass; each pass gives one ratio per
+# pair (a configuration against bare axum or tower-sessions, seconds apart).
+# The report gives the median of those paired ratios and their spread (the
+# lowest and highest pass), and judges each target on them: met when the
+# whole spread is above it, missed when the whole spread is below it, and
+# "not shown either way" when the target lies within the spread.
 #
 # Raw wrk output and the results go to target/compare/; the table is printed
 # at the end and written to target/compare/table.md.
@@ -22,8 +34,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out="$root/target/compare"
-ROUNDS=${ROUNDS:-3}
-DURATION=${DURATION:-5s}
+PASSES=${PASSES:-6}
+SLICE=${SLICE:-2s}
 CONNECTIONS=${CONNECTIONS:-32}
 SERVER_CPU=${SERVER_CPU:-1}
 LOAD_CPU=${LOAD_CPU:-0}
@@ -38,7 +50,7 @@ HOST=127.0.0.1
 install_missing wrk:wrk redis-server:redis-server redis-cli:redis-tools curl:curl
 build_servers
 
-CONFIGS=${CONFIGS:-bare sessio-memory sessio-cookie sessio-redis ts-memory ts-redis}
+CONFIGS=${CONFIGS:-bare sessio-memory sessio-cookie sessio-redis ts-memory ts-memory-signed ts-redis}
 SCENARIOS="untouched read rmw new"
 
 rm -rf "$out"
@@ -52,6 +64,7 @@ cleanup() {
     kill "${pid[$c]}" 2>/dev/null && wait "${pid[$c]}" 2>/dev/null
   done
   [ -n "$redis_pid" ] && kill "$redis_pid" 2>/dev/null && wait "$redis_pid" 2>/dev/null
+  stop_postgres
   return 0
 }
 trap cleanup EXIT INT TERM
@@ -77,8 +90,10 @@ start_redis() {
 # takes its session cookie.
 start_server() {
   local config=$1
-  REDIS_URL="redis://$HOST:$REDIS_PORT" taskset -c "$SERVER_CPU" "$server" "$config" "${port[$config]}" \
-    >>"$out/server.log" 2>&1 &
+  REDIS_URL="redis://$HOST:$REDIS_PORT" DATABASE_URL="${pg_url:-}" \
+    SQLITE_PATH="$out/sqlite-$config.sqlite3" \
+    taskset -c "$SERVER_CPU" "$server" "$config" "${port[$config]}" \
+    >>"${server_log:-$out/server.log}" 2>&1 &
   pid[$config]=$!
   for _ in $(seq 100); do
     if curl -s -o /dev/null "http://$HOST:${port[$config]}/"; then
@@ -111,17 +126,17 @@ p99_ms() {
 }
 
 measure() {
-  local round=$1 config=$2 scenario=$3
+  local pass=$1 config=$2 scenario=$3
   local url="http://$HOST:${port[$config]}$(path_of "$scenario")"
   local args=(-t1 -c"$CONNECTIONS" --latency)
   if with_cookie "$scenario"; then args+=(-H "Cookie: ${cookie[$config]}"); fi
   taskset -c "$LOAD_CPU" wrk "${args[@]}" -d1s "$url" >/dev/null
-  local raw="$out/raw/r${round}-${config}-${scenario}.txt"
+  local raw="$out/raw/p${pass}-${config}-${scenario}.txt"
   local before after start end
   read -r ubefore sbefore < <(cpu_split "${pid[$config]}")
   before=$((ubefore + sbefore))
   start=$(date +%s%N)
-  taskset -c "$LOAD_CPU" wrk "${args[@]}" -d"$DURATION" "$url" >"$raw"
+  taskset -c "$LOAD_CPU" wrk "${args[@]}" -d"$SLICE" "$url" >"$raw"
   end=$(date +%s%N)
   read -r uafter safter < <(cpu_split "${pid[$config]}")
   after=$((uafter + safter))
@@ -140,7 +155,7 @@ measure() {
     'BEGIN { printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
   sys_us=$(awk -v t=$((safter - sbefore)) -v hz="$(getconf CLK_TCK)" -v n="$requests" \
     'BEGIN { printf "%.2f", n ? t / hz * 1e6 / n : 0 }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$round" "$config" "$scenario" "$rps" "$p99" "$errors" \
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$pass" "$config" "$scenario" "$rps" "$p99" "$errors" \
     "$cpu" "$user_us" "$sys_us" >>"$out/results.tsv"
   printf '  %-14s %-9s %10s req/s  p99 %7s ms  server cpu %3s%%  user %5s us  kernel %5s us%s\n' \
     "$config" "$scenario" "$rps" "$p99" "$cpu" "$user_us" "$sys_us" \
@@ -159,37 +174,45 @@ cpu_split() { awk '{ print $14, $15 }' "/proc/$1/stat"; }
     "model $(sed -n 's/^model[[:space:]]*: //p' /proc/cpuinfo | head -n1))"
   echo "kernel:   $(uname -sr)"
   echo "rustc:    $(rustc --version)"
-  echo "wrk:      $(wrk -v 2>&1 | head -n1 | awk '{ print $2 }'), -t1 -c$CONNECTIONS -d$DURATION (1 s warm-up)"
+  echo "wrk:      $(wrk -v 2>&1 | head -n1 | awk '{ print $2 }'), -t1 -c$CONNECTIONS -d$SLICE slices (1 s warm-up each)"
   echo "redis:    $(redis-server --version | awk '{ print $3 }')"
   echo "cores:    server $SERVER_CPU, wrk $LOAD_CPU, redis-server $REDIS_CPU"
-  echo "rounds:   $ROUNDS"
+  echo "passes:   $PASSES"
   echo "load avg: $(cut -d' ' -f1-3 /proc/loadavg) (at start)"
 } >"$out/machine.txt"
 cat "$out/machine.txt" >&2
 
 case " $CONFIGS " in *redis*) start_redis ;; esac
+pg_pid=""
+case " $CONFIGS " in
+  *postgres*)
+    install_missing psql:postgresql
+    start_postgres "$out/pg" 16432
+    taskset -a -p -c "$REDIS_CPU" "$pg_pid" >/dev/null
+    ;;
+esac
 
-# --- rounds ------------------------------------------------------------------
-printf 'round\tconfig\tscenario\trps\tp99_ms\terrors\tserver_cpu_pct\tuser_us_per_req\tkernel_us_per_req\n' \
+# --- passes ------------------------------------------------------------------
+printf 'pass\tconfig\tscenario\trps\tp99_ms\terrors\tserver_cpu_pct\tuser_us_per_req\tkernel_us_per_req\n' \
   >"$out/results.tsv"
 read -r -a configs <<<"$CONFIGS"
 n=${#configs[@]}
 for i in $(seq 0 $((n - 1))); do port[${configs[$i]}]=$((PORT + i)); done
-for round in $(seq "$ROUNDS"); do
-  echo "round $round/$ROUNDS" >&2
-  # Fresh servers every round, so no memory store carries the sessions of
-  # earlier rounds' new-session runs; all of them stay up for the round (idle
+for pass in $(seq "$PASSES"); do
+  echo "pass $pass/$PASSES" >&2
+  # Fresh servers every pass, so no memory store carries the sessions of
+  # earlier passes' new-session runs; all of them stay up for the pass (idle
   # ones cost nothing), so that the configurations of one scenario are
-  # measured one right after the other: a slow drift of the machine then
-  # moves a scenario's ratios far less than when each server ran all its
-  # scenarios in turn.
+  # measured one right after the other, each for one short slice: a drift of
+  # the machine's speed then moves both sides of a paired ratio alike.
   if [[ " $CONFIGS " == *redis* ]]; then rcli flushall >/dev/null; fi
+  if [ -n "$pg_pid" ]; then psql -q "$pg_url" -c 'DROP TABLE IF EXISTS sessio_sessions' >/dev/null; fi
   for config in "${configs[@]}"; do start_server "$config"; done
   for scenario in $SCENARIOS; do
-    # Each round starts at a different configuration, so none always runs
+    # Each pass starts at a different configuration, so none always runs
     # first (or last).
     for i in $(seq 0 $((n - 1))); do
-      measure "$round" "${configs[$(((i + round - 1) % n))]}" "$scenario"
+      measure "$pass" "${configs[$(((i + pass - 1) % n))]}" "$scenario"
     done
   done
   for config in "${configs[@]}"; do stop_server "$config"; done
@@ -232,55 +255,47 @@ for config in $CONFIGS; do
   stop_server "$config"
 done
 
+# --- SQL statements per request ----------------------------------------------
+# sqlx logs every statement it sends (target sqlx::query, DEBUG); each is one
+# round trip to PostgreSQL, one prepared-statement run in SQLite.
+: >"$out/sql-statements.tsv"
+for config in $CONFIGS; do
+  case "$config" in sessio-sqlite | sessio-postgres) ;; *) continue ;; esac
+  server_log="$out/raw/statements-$config.log"
+  : >"$server_log"
+  RUST_LOG=sqlx::query=debug start_server "$config"
+  for scenario in $SCENARIOS; do
+    url="http://$HOST:${port[$config]}$(path_of "$scenario")?[1-$REDIS_COUNT]"
+    curl_args=(-s -o /dev/null)
+    if with_cookie "$scenario"; then curl_args+=(-H "Cookie: ${cookie[$config]}"); fi
+    before=$(grep -c 'sqlx::query' "$server_log" || true)
+    curl "${curl_args[@]}" "$url"
+    sleep 0.2
+    after=$(grep -c 'sqlx::query' "$server_log" || true)
+    verbs=$(grep 'sqlx::query' "$server_log" | tail -n +$((before + 1)) |
+      sed -n 's/.*summary="\([A-Za-z]*\).*/\1/p' | sort | uniq -c |
+      awk -v n="$REDIS_COUNT" '{ printf "%s%s=%.2f", sep, toupper($2), $1 / n; sep = " " }')
+    printf '%s\t%s\t%s\t%s\n' "$config" "$scenario" \
+      "$(awk -v a="$after" -v b="$before" -v n="$REDIS_COUNT" 'BEGIN { printf "%.2f", (a - b) / n }')" \
+      "${verbs:--}" >>"$out/sql-statements.tsv"
+  done
+  stop_server "$config"
+  unset server_log
+done
+
 # --- memory ------------------------------------------------------------------
 "$memsize" 100000 >"$out/memsize.txt"
 
 # --- table -------------------------------------------------------------------
-awk -F'\t' -v rounds="$ROUNDS" '
-  function median(list,    a, n, i, j, t) {
-    n = split(list, a, " ")
-    for (i = 2; i <= n; i++) { t = a[i]; for (j = i - 1; j >= 1 && a[j] + 0 > t + 0; j--) a[j + 1] = a[j]; a[j + 1] = t }
-    if (n == 0) return ""
-    return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
-  }
-  function peer(c) { return c ~ /redis/ ? "ts-redis" : "ts-memory" }
-  NR == 1 { next }
-  { rps[$1, $2, $3] = $4; p99[$1, $2, $3] = $5; err[$2, $3] += $6; cpu[$1, $2, $3] = $7; seen[$2] = 1
-    usr[$1, $2, $3] = $8; sys[$1, $2, $3] = $9 }
-  END {
-    split("untouched read rmw new", order, " ")
-    split("bare sessio-memory sessio-cookie sessio-redis ts-memory ts-redis", corder, " ")
-    label["untouched"] = "no cookie, untouched"; label["read"] = "existing session, read-only"
-    label["rmw"] = "existing session, read-modify-write"; label["new"] = "new session each request"
-    print "| scenario | configuration | req/s | p99 ms | × bare axum | × tower-sessions | server CPU | user µs/req | kernel µs/req |"
-    print "|---|---|---:|---:|---:|---:|---:|---:|---:|"
-    for (s = 1; s <= 4; s++) {
-      sn = order[s]
-      for (c = 1; c <= 6; c++) {
-        cn = corder[c]
-        if (!(cn in seen)) continue
-        lr = ""; lp = ""; lb = ""; lt = ""; lc = ""; lu = ""; lk = ""
-        for (r = 1; r <= rounds; r++) {
-          if (!((r, cn, sn) in rps)) continue
-          lr = lr " " rps[r, cn, sn]; lp = lp " " p99[r, cn, sn]; lc = lc " " cpu[r, cn, sn]
-          lu = lu " " usr[r, cn, sn]; lk = lk " " sys[r, cn, sn]
-          if ((r, "bare", sn) in rps) lb = lb " " rps[r, cn, sn] / rps[r, "bare", sn]
-          if (cn ~ /^sessio/ && (r, peer(cn), sn) in rps) lt = lt " " rps[r, cn, sn] / rps[r, peer(cn), sn]
-        }
-        tb = lb == "" ? "" : sprintf("%.3f", median(lb))
-        tt = lt == "" ? "" : sprintf("%.2f", median(lt))
-        e = err[cn, sn] ? sprintf(" (%d errors)", err[cn, sn]) : ""
-        printf "| %s | %s | %.0f%s | %.2f | %s | %s | %.0f %% | %.2f | %.2f |\n", label[sn], cn, median(lr), e, median(lp), tb, tt, median(lc), median(lu), median(lk)
-      }
-    }
-  }' "$out/results.tsv" >"$out/table.md"
+python3 "$here/report.py" "$out/results.tsv" >"$out/table.md"
 
 {
   echo
   cat "$out/machine.txt"
   echo
-  echo "Medians over $ROUNDS rounds; ratios are medians of per-round ratios (same round)."
-  echo "× tower-sessions: sessio-memory and sessio-cookie against ts-memory, sessio-redis against ts-redis."
+  echo "$PASSES passes of $SLICE slices. req/s, p99 and CPU: medians over the passes."
+  echo "Ratios: median of the per-pass paired ratios [lowest, highest pass]."
+  echo "× tower-sessions: sessio-redis against ts-redis, every other sessio configuration against ts-memory."
   echo
   cat "$out/table.md"
   if [ -s "$out/redis-commands.tsv" ]; then
@@ -289,6 +304,13 @@ awk -F'\t' -v rounds="$ROUNDS" '
     echo "| configuration | scenario | commands sent (round trips) | INFO commandstats calls, script-internal included |"
     echo "|---|---|---:|---|"
     awk -F'\t' '{ printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4 }' "$out/redis-commands.tsv"
+  fi
+  if [ -s "$out/sql-statements.tsv" ]; then
+    echo
+    echo "SQL per request ($REDIS_COUNT sequential requests per scenario):"
+    echo "| configuration | scenario | statements sent | by first word |"
+    echo "|---|---|---:|---|"
+    awk -F'\t' '{ printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4 }' "$out/sql-statements.tsv"
   fi
   echo
   echo "MemoryStore, 100k sessions:"

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use http::header::{CACHE_CONTROL, SET_COOKIE, VARY};
+use http::header::{Entry, CACHE_CONTROL, SET_COOKIE, VARY};
 use http::{HeaderValue, Response};
 use pin_project_lite::pin_project;
 
@@ -133,13 +133,15 @@ fn plan_way_out<St: Store, B: Default + Send + 'static>(
     // request) nor a session in it: the saves may move data instead of
     // copying it.
     let alone = Arc::strong_count(&sessions) == 1;
+    // One clock read for the whole way out.
+    let now = config.now();
     // The first plan inline, any more in a Vec: one session (the usual case)
     // costs no allocation here.
     let mut first = None;
     let mut more = Vec::new();
     for (i, s) in sessions.iter().enumerate() {
         let last = alone && Arc::strong_count(&s.inner) == 1;
-        if let Some(plan) = config.plan_for(&s.inner, last, server_error) {
+        if let Some(plan) = config.plan_for(&s.inner, now, last, server_error) {
             if first.is_none() {
                 first = Some((i, plan));
             } else {
@@ -150,7 +152,7 @@ fn plan_way_out<St: Store, B: Default + Send + 'static>(
     let private = config.private;
     if first.is_none() {
         for s in sessions.iter() {
-            config.settle_companion(&s.inner);
+            config.settle_companion(&s.inner, now);
         }
         return Finished::Done(write_cookies(&sessions, res, private));
     }
@@ -169,7 +171,7 @@ fn plan_way_out<St: Store, B: Default + Send + 'static>(
             }
         }
         for s in sessions.iter() {
-            config.settle_companion(&s.inner);
+            config.settle_companion(&s.inner, now);
         }
         write_cookies(&sessions, res, private)
     }))
@@ -211,34 +213,44 @@ fn write_cookies<B>(sessions: &[Session], mut res: Response<B>, private: bool) -
         return res;
     }
     let headers = res.headers_mut();
-    // SECURITY J53: never cacheable by a config cache.
-    let shared_cacheable = headers
-        .get_all(CACHE_CONTROL)
-        .iter()
-        .any(|v| v.to_str().map_or(true, allows_shared_cache));
-    match (headers.contains_key(CACHE_CONTROL), wrote) {
-        (false, true) => {
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        }
-        (false, false) => {
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
-        }
-        (true, true) if shared_cacheable => {
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("private, no-store"));
-        }
-        (true, false) if shared_cacheable => {
-            headers.insert(CACHE_CONTROL, HeaderValue::from_static("private"));
-        }
-        _ => {}
+    if !wrote {
+        headers.reserve(2);
     }
-    let varies = headers.get_all(VARY).iter().any(|v| {
-        v.to_str().is_ok_and(|v| {
-            v.split(',')
-                .any(|t| t.trim().eq_ignore_ascii_case("cookie") || t.trim() == "*")
-        })
-    });
-    if !varies {
-        headers.append(VARY, HeaderValue::from_static("Cookie"));
+    // SECURITY J53: never cacheable by a config cache. One look-up each for
+    // `Cache-Control` and `Vary`, whether or not the handler set them.
+    let (fresh, narrowed) = if wrote {
+        ("no-store", "private, no-store")
+    } else {
+        ("private", "private")
+    };
+    match headers.entry(CACHE_CONTROL) {
+        Entry::Vacant(e) => {
+            e.insert(HeaderValue::from_static(fresh));
+        }
+        Entry::Occupied(mut e) => {
+            if e.iter()
+                .any(|v| v.to_str().map_or(true, allows_shared_cache))
+            {
+                // Replaces every value the handler set.
+                e.insert(HeaderValue::from_static(narrowed));
+            }
+        }
+    }
+    match headers.entry(VARY) {
+        Entry::Vacant(e) => {
+            e.insert(HeaderValue::from_static("Cookie"));
+        }
+        Entry::Occupied(mut e) => {
+            let varies = e.iter().any(|v| {
+                v.to_str().is_ok_and(|v| {
+                    v.split(',')
+                        .any(|t| t.trim().eq_ignore_ascii_case("cookie") || t.trim() == "*")
+                })
+            });
+            if !varies {
+                e.append(HeaderValue::from_static("Cookie"));
+            }
+        }
     }
     res
 }

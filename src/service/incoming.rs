@@ -26,7 +26,9 @@ pub(super) fn read<St>(config: &LayerConfig<St>, slot: usize, headers: &HeaderMa
     // The clock is read only once a cookie of this name is there to check:
     // a request without one (most first visits, every asset) needs no time.
     let mut now = None;
-    let mut verified = Vec::new();
+    // The first verified cookie apart: one (the usual case) needs no Vec.
+    let mut first = None;
+    let mut more = Vec::new();
     let (mut tried, mut rejected, mut skipped) = (0usize, 0usize, 0usize);
     let mut reason = "";
     #[cfg(feature = "csrf")]
@@ -69,11 +71,16 @@ pub(super) fn read<St>(config: &LayerConfig<St>, slot: usize, headers: &HeaderMa
                 reason = "value not UTF-8";
                 continue;
             };
-            verified.push(Issued {
+            let issued = Issued {
                 value,
                 envelope: opened.envelope,
                 reissue: opened.key_index > 0,
-            });
+            };
+            if first.is_none() {
+                first = Some(issued);
+            } else {
+                more.push(issued);
+            }
         }
     }
     if rejected + skipped > 0 {
@@ -86,7 +93,7 @@ pub(super) fn read<St>(config: &LayerConfig<St>, slot: usize, headers: &HeaderMa
         );
     }
     #[allow(unused_mut)]
-    let mut state = State::from_cookies(verified, rejected + skipped > 0);
+    let mut state = State::from_cookies(first, more, rejected + skipped > 0);
     #[cfg(feature = "csrf")]
     if let Some(secret) = anon {
         // A `__Host-` cookie cannot be planted by a sibling subdomain.

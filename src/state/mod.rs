@@ -119,6 +119,9 @@ pub(crate) struct State {
     anon: Option<Anon>,
     /// The request carried the companion cookie of an anonymous secret.
     anon_sent: bool,
+    /// This request stored the session's data (which the save may have
+    /// moved out of `data`).
+    stored: bool,
 }
 
 /// A CSRF secret for a visitor who has no stored session: it rides in a
@@ -135,14 +138,16 @@ pub(crate) struct Anon {
 }
 
 impl State {
-    /// The state of a session whose request carried `verified` cookies of its
-    /// name (in order) and, when `rejected`, at least one that did not verify.
-    pub(crate) fn from_cookies(mut verified: Vec<Issued>, rejected: bool) -> Self {
-        let mut st = Self::default();
-        if !verified.is_empty() {
-            st.first = Some(verified.remove(0));
-            st.more = verified;
-        }
+    /// The state of a session whose request carried verified cookies of its
+    /// name (`first`, then `more`, in order) and, when `rejected`, at least
+    /// one that did not verify.
+    pub(crate) fn from_cookies(first: Option<Issued>, more: Vec<Issued>, rejected: bool) -> Self {
+        debug_assert!(first.is_some() || more.is_empty());
+        let mut st = Self {
+            first,
+            more,
+            ..Self::default()
+        };
         st.held = match &st.first {
             Some(c) => Some(c.place()),
             None if rejected => Some(Place::default()),
@@ -184,7 +189,7 @@ impl State {
     /// A stored, non-empty session was loaded: the response was made for
     /// one visitor.
     pub(crate) fn is_personal(&self) -> bool {
-        self.loaded && self.current.is_some() && !self.data.is_empty()
+        self.loaded && self.current.is_some() && (self.stored || !self.data.is_empty())
     }
 
     /// The value of the next candidate to try, if any remains.

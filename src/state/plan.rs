@@ -24,6 +24,9 @@ pub(crate) struct Cx<'a> {
     pub(crate) refresh: Refresh,
     pub(crate) codec: &'a Codec,
     pub(crate) protection: Protection,
+    /// The store keeps the session under its id (a server-side store), so a
+    /// write leaves the cookie's value as it is.
+    pub(crate) keyed: bool,
 }
 
 /// The store operation of a plan.
@@ -67,11 +70,16 @@ pub(crate) struct Plan {
     pub(crate) changes: Changes,
     pub(crate) envelope: Envelope,
     pub(crate) expires: Deadline,
+    /// The moment the plan was made, in unix seconds.
+    pub(crate) now: u64,
     max_age: Option<u64>,
     rotate: bool,
     settings_changed: bool,
     /// The record was moved out of the state, not copied.
     moved: bool,
+    /// An update that keeps the cookie's sealed times: the cookie the
+    /// browser holds stays valid, so none is sent when the id is unchanged.
+    quiet: bool,
 }
 
 impl Cx<'_> {
@@ -140,6 +148,7 @@ impl State {
         let expiry = self.expiry(cx);
         let at = self.deadline(cx, expiry, self.created);
         let mut ended = std::mem::take(&mut self.ended);
+        let mut quiet = false;
         let take = |data: &mut Record| {
             if last {
                 std::mem::take(data)
@@ -182,10 +191,22 @@ impl State {
                     old: c.value.clone(),
                     record: take(&mut self.data),
                 },
-                Some(c) if !self.changes.is_empty() => Op::Update {
-                    value: c.value.clone(),
-                    record: take(&mut self.data),
-                },
+                Some(c) if !self.changes.is_empty() => {
+                    let old = c.envelope.expires;
+                    // A write before half the window keeps the expiry the
+                    // cookie carries, as a read does: the record's TTL stays
+                    // at that same moment and the cookie need not be sent.
+                    quiet = cx.keyed
+                        && !c.reissue
+                        && !self.settings_changed
+                        && cx.refresh == Refresh::WhenHalfGone
+                        && !expiry.half_gone(old, cx.now)
+                        && old <= at;
+                    Op::Update {
+                        value: c.value.clone(),
+                        record: take(&mut self.data),
+                    }
+                }
                 Some(c) => {
                     let old = c.envelope.expires;
                     let due = self.settings_changed
@@ -217,6 +238,7 @@ impl State {
         let envelope = match (&op, &self.current) {
             // A re-issue keeps the old times: only the key changes.
             (Op::Reissue(_), Some(c)) => c.envelope.clone(),
+            (Op::Update { .. }, Some(c)) if quiet => c.envelope.clone(),
             _ => Envelope {
                 created: self.created,
                 issued: cx.now,
@@ -235,8 +257,10 @@ impl State {
                 Duration::from_secs(envelope.expires.saturating_sub(cx.now)),
             ),
             envelope,
+            now: cx.now,
             rotate: std::mem::take(&mut self.rotate),
             settings_changed: std::mem::take(&mut self.settings_changed),
+            quiet,
         })
     }
 
@@ -265,9 +289,11 @@ impl State {
                 Duration::from_secs(at.saturating_sub(cx.now)),
             ),
             envelope,
+            now: cx.now,
             rotate: false,
             settings_changed: false,
             moved: false,
+            quiet: false,
         }
     }
 
@@ -275,7 +301,14 @@ impl State {
     /// tell the browser.
     pub(crate) fn commit(&mut self, cx: &Cx<'_>, plan: Plan, outcome: Outcome) {
         match outcome {
+            Outcome::Stored(value)
+                if plan.quiet && self.current.as_ref().is_some_and(|c| c.value == value) =>
+            {
+                // The browser's cookie still holds: same id, same sealed times.
+                self.stored = true;
+            }
             Outcome::Stored(value) => {
+                self.stored = !matches!(plan.op, Op::Touch(_) | Op::Reissue(_));
                 let place = Place(plan.envelope.settings.clone());
                 if let Some(held) = self.held.take() {
                     if !held.same(&place) {

@@ -6,6 +6,11 @@ use serde_json::json;
 use std::time::Duration;
 
 fn with_cx<T>(f: impl FnOnce(&Cx<'_>) -> T) -> T {
+    with_store_cx(true, f)
+}
+
+/// `keyed`: a server-side store (false: the cookie store).
+fn with_store_cx<T>(keyed: bool, f: impl FnOnce(&Cx<'_>) -> T) -> T {
     let attrs = CookieAttrs::new("id").build().unwrap();
     let codec = crate::codec::Codec::new(&[Key::generate()]);
     let cx = Cx {
@@ -16,6 +21,7 @@ fn with_cx<T>(f: impl FnOnce(&Cx<'_>) -> T) -> T {
         refresh: crate::expiry::Refresh::WhenHalfGone,
         codec: &codec,
         protection: Protection::Signed,
+        keyed,
     };
     f(&cx)
 }
@@ -38,7 +44,7 @@ fn issued(value: &str, settings: Option<Settings>) -> Issued {
 #[test]
 fn a_rejected_cookie_is_removed_once() {
     with_cx(|cx| {
-        let mut st = State::from_cookies(Vec::new(), true);
+        let mut st = State::from_cookies(None, Vec::new(), true);
         assert!(!st.idle(false));
         assert!(st.plan(cx, true, false).is_none());
         let out: Vec<_> = st.take_outgoing().collect();
@@ -58,7 +64,7 @@ fn an_unknown_record_removes_its_cookie_at_its_path() {
             expiry: None,
             cookie: CookieOptions::new().with_path("/app"),
         };
-        let mut st = State::from_cookies(vec![issued("dead", Some(settings))], false);
+        let mut st = State::from_cookies(Some(issued("dead", Some(settings))), Vec::new(), false);
         assert_eq!(st.next_candidate(), Some("dead"));
         st.reject_candidate();
         assert_eq!(st.next_candidate(), None);
@@ -79,7 +85,7 @@ fn an_unknown_record_removes_its_cookie_at_its_path() {
 #[test]
 fn emptying_is_sent_as_a_diff() {
     with_cx(|cx| {
-        let mut st = State::from_cookies(vec![issued("v", None)], false);
+        let mut st = State::from_cookies(Some(issued("v", None)), Vec::new(), false);
         st.accept([("a".to_owned(), json!(1))].into_iter().collect());
         st.remove("a");
         let plan = st.plan(cx, false, false).unwrap();
@@ -101,7 +107,7 @@ fn emptying_is_sent_as_a_diff() {
 #[test]
 fn server_error_keeps_deletions_only() {
     with_cx(|cx| {
-        let mut st = State::from_cookies(vec![issued("old", None)], false);
+        let mut st = State::from_cookies(Some(issued("old", None)), Vec::new(), false);
         st.accept([("a".to_owned(), json!(1))].into_iter().collect());
         st.cycle_id();
         st.set("b", json!(2));
@@ -121,7 +127,7 @@ fn server_error_keeps_deletions_only() {
 #[test]
 fn a_failed_save_is_not_planned_twice() {
     with_cx(|cx| {
-        let mut st = State::from_cookies(vec![issued("v", None)], false);
+        let mut st = State::from_cookies(Some(issued("v", None)), Vec::new(), false);
         st.accept(Record::new());
         st.set("a", json!(1));
         let plan = st.plan(cx, false, false).unwrap();
@@ -147,11 +153,80 @@ fn own_expiry_comes_from_the_cookie() {
             expiry: Some(Expiry::OnInactivity(Duration::from_secs(300))),
             cookie: CookieOptions::new(),
         };
-        let mut st = State::from_cookies(vec![issued("v", Some(settings))], false);
+        let mut st = State::from_cookies(Some(issued("v", Some(settings))), Vec::new(), false);
         st.accept(Record::new());
         st.set("a", json!(1));
         let plan = st.plan(cx, false, false).unwrap();
         assert_eq!(plan.envelope.expires, 1_300);
         assert_eq!(plan.expires.ttl(), Duration::from_secs(300));
+    });
+}
+
+/// The state after a write to a loaded session whose cookie expires at
+/// `expires` (issued at 900, the layer's 24 h browser-session window, now
+/// 1 000), and the plan of that write.
+fn write_to(cx: &Cx<'_>, expires: u64, reissue: bool) -> (State, Plan) {
+    let mut cookie = issued("v", None);
+    cookie.envelope.expires = expires;
+    cookie.reissue = reissue;
+    let mut st = State::from_cookies(Some(cookie), Vec::new(), false);
+    st.accept(Record::new());
+    st.set("a", json!(1));
+    let plan = st.plan(cx, true, false).unwrap();
+    (st, plan)
+}
+
+// A write before half the window keeps the cookie's sealed times: the record's
+// TTL stays at the moment the browser's cookie carries, and no cookie is sent.
+#[test]
+fn a_write_before_half_the_window_sends_no_cookie() {
+    with_cx(|cx| {
+        let (mut st, plan) = write_to(cx, 900 + 86_400, false);
+        assert!(matches!(plan.op, Op::Update { .. }));
+        assert_eq!(plan.envelope.expires, 900 + 86_400);
+        assert_eq!(
+            plan.expires.ttl(),
+            Duration::from_secs(900 + 86_400 - 1_000)
+        );
+        st.commit(cx, plan, Outcome::Stored("v".to_owned()));
+        assert_eq!(st.take_outgoing().count(), 0);
+        assert_eq!(st.expires(), Some(900 + 86_400));
+        assert_eq!(st.status(), SessionStatus::Changed);
+    });
+}
+
+// Past half the window a write extends the session and re-issues its cookie,
+// as a read does.
+#[test]
+fn a_write_past_half_the_window_reissues_the_cookie() {
+    with_cx(|cx| {
+        let (mut st, plan) = write_to(cx, 1_000 + 40_000, false);
+        assert_eq!(plan.envelope.expires, 1_000 + 86_400);
+        assert_eq!(plan.expires.ttl(), Duration::from_secs(86_400));
+        st.commit(cx, plan, Outcome::Stored("v".to_owned()));
+        let out: Vec<_> = st.take_outgoing().collect();
+        assert!(
+            out.len() == 1 && out[0].starts_with("id=") && !out[0].starts_with("id=;"),
+            "{out:?}"
+        );
+        assert_eq!(st.expires(), Some(1_000 + 86_400));
+    });
+}
+
+// SECURITY C11: a cookie verified under a fallback key is re-issued by a write
+// whatever its age; so is every cookie of a client-side store, whose value
+// is the data.
+#[test]
+fn a_write_reissues_fallback_key_and_cookie_store_cookies() {
+    with_cx(|cx| {
+        let (mut st, plan) = write_to(cx, 900 + 86_400, true);
+        st.commit(cx, plan, Outcome::Stored("v".to_owned()));
+        assert_eq!(st.take_outgoing().count(), 1);
+    });
+    with_store_cx(false, |cx| {
+        let (mut st, plan) = write_to(cx, 900 + 86_400, false);
+        assert_eq!(plan.envelope.expires, 1_000 + 86_400);
+        st.commit(cx, plan, Outcome::Stored("sealed data".to_owned()));
+        assert_eq!(st.take_outgoing().count(), 1);
     });
 }

@@ -9,8 +9,14 @@
 //! divided by.
 //!
 //! `server CONFIG PORT`, CONFIG one of `bare`, `sessio-memory`,
-//! `sessio-cookie`, `sessio-redis`, `ts-memory`, `ts-redis`. Redis
-//! configurations read `REDIS_URL` (default `redis://127.0.0.1:6379`). Listens
+//! `sessio-cookie`, `sessio-redis`, `ts-memory`, `ts-memory-signed`
+//! (tower-sessions' memory store with its signed cookie, HMAC-SHA256 like
+//! sessio's), `ts-redis`, `sessio-sqlite` (a WAL-mode file at `SQLITE_PATH`,
+//! default in the temporary directory, emptied at start) and
+//! `sessio-postgres` (`DATABASE_URL`). Redis
+//! configurations read `REDIS_URL` (default `redis://127.0.0.1:6379`). With
+//! `RUST_LOG` set, events go to stderr (`RUST_LOG=sqlx::query=debug`: one
+//! line per SQL statement sent). Listens
 //! on 127.0.0.1 only. The runtime has one worker per CPU it may run on, so
 //! `taskset -c 1` gives a one-core server.
 
@@ -64,6 +70,41 @@ mod with_sessio {
             .layer(SessionLayer::new(store, Key::generate()))
     }
 
+    #[cfg(feature = "sql")]
+    pub(crate) async fn sqlite(path: &str) -> Router {
+        use sessio::store::sqlx::sqlite::{
+            SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+        };
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{path}{suffix}"));
+        }
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(POOL_SIZE as u32)
+            .connect_with(options)
+            .await
+            .expect("sqlite pool");
+        let store = sessio::SqlStore::sqlite(pool);
+        store.migrate().await.expect("migrate");
+        app(store)
+    }
+
+    #[cfg(feature = "sql")]
+    pub(crate) async fn postgres(url: &str) -> Router {
+        let pool = sessio::store::sqlx::postgres::PgPoolOptions::new()
+            .max_connections(POOL_SIZE as u32)
+            .connect(url)
+            .await
+            .expect("postgres pool");
+        let store = sessio::SqlStore::postgres(pool);
+        store.migrate().await.expect("migrate");
+        app(store)
+    }
+
     #[cfg(feature = "redis")]
     pub(crate) fn redis(url: &str) -> Router {
         let store = sessio::RedisStore::builder()
@@ -98,6 +139,17 @@ mod with_tower_sessions {
             .layer(SessionManagerLayer::new(store))
     }
 
+    pub(crate) fn signed<St: SessionStore + Clone>(store: St) -> Router {
+        Router::new()
+            .route("/", get(untouched))
+            .route("/read", get(read))
+            .route("/incr", get(incr))
+            .layer(
+                SessionManagerLayer::new(store)
+                    .with_signed(tower_sessions::cookie::Key::generate()),
+            )
+    }
+
     pub(crate) async fn redis(url: &str) -> Router {
         let config = Config::from_url(url).expect("redis url");
         let pool = Pool::new(config, None, None, None, POOL_SIZE).expect("fred pool");
@@ -116,6 +168,13 @@ async fn main() {
         std::process::exit(2);
     };
     let port: u16 = port.parse().expect("PORT");
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+    }
     let redis_url =
         std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
     let app = match config.as_str() {
@@ -124,7 +183,21 @@ async fn main() {
         "sessio-cookie" => with_sessio::app(sessio::CookieStore::new()),
         #[cfg(feature = "redis")]
         "sessio-redis" => with_sessio::redis(&redis_url),
+        #[cfg(feature = "sql")]
+        "sessio-sqlite" => {
+            let path = std::env::var("SQLITE_PATH").unwrap_or_else(|_| {
+                let dir = std::env::temp_dir();
+                format!("{}/sessio-compare-{port}.sqlite3", dir.display())
+            });
+            with_sessio::sqlite(&path).await
+        }
+        #[cfg(feature = "sql")]
+        "sessio-postgres" => {
+            let url = std::env::var("DATABASE_URL").expect("sessio-postgres needs DATABASE_URL");
+            with_sessio::postgres(&url).await
+        }
         "ts-memory" => with_tower_sessions::app(tower_sessions::MemoryStore::default()),
+        "ts-memory-signed" => with_tower_sessions::signed(tower_sessions::MemoryStore::default()),
         "ts-redis" => with_tower_sessions::redis(&redis_url).await,
         other => {
             eprintln!("unknown configuration {other}");
