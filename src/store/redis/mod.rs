@@ -11,6 +11,7 @@ use crate::error::StoreError;
 use crate::id;
 
 mod builder;
+mod cache;
 mod conn;
 mod constructors;
 mod format;
@@ -179,6 +180,7 @@ struct Inner {
     timeouts: Timeouts,
     ids: Box<IdGenerator>,
     max_record: Option<usize>,
+    cache: Option<Arc<cache::ClientCache>>,
 }
 
 impl RedisStore {
@@ -251,7 +253,11 @@ impl Store for RedisStore {
         if !id::is_valid(value) {
             return Ok(None);
         }
-        let reply: Value = self.run(cmd("HGETALL", &self.key(value))).await?;
+        let key = self.key(value);
+        if let Some(cache) = &self.inner.cache {
+            return self.load_cached(cache, key).await;
+        }
+        let reply: Value = self.run(cmd("HGETALL", &key)).await?;
         format::decode(reply).map_err(|f| match f {
             // SECURITY I44: ours, but unreadable: the layer starts afresh.
             Failure::Corrupt => StoreError::unreadable(f),
@@ -272,7 +278,9 @@ impl Store for RedisStore {
         self.check_changes(record, changes)?;
         let key = self.key(value);
         let call = scripts().update(&key, record, changes, expires.ttl())?;
-        match self.run::<i64>(call).await? {
+        let done = self.run::<i64>(call).await;
+        self.forget_cached(&key);
+        match done? {
             1 => Ok(Updated::Written(value.to_owned())),
             // SECURITY I38: the merged record was empty and is deleted.
             2 => Ok(Updated::Emptied),
@@ -299,8 +307,11 @@ impl Store for RedisStore {
             return Ok(Updated::Gone);
         }
         self.check_changes(record, changes)?;
-        let call = scripts().take(&self.key(old), record, changes)?;
-        let fields = match self.run::<Value>(call).await? {
+        let old = self.key(old);
+        let call = scripts().take(&old, record, changes)?;
+        let taken = self.run::<Value>(call).await;
+        self.forget_cached(&old);
+        let fields = match taken? {
             Value::Int(0) => return Ok(Updated::Gone),
             Value::Int(2) => return Ok(Updated::Emptied),
             Value::Array(items) => format::raw_fields(items).map_err(StoreError::backend)?,
@@ -322,9 +333,12 @@ impl Store for RedisStore {
         if !id::is_valid(value) {
             return Ok(false);
         }
-        let mut pexpire = cmd("PEXPIRE", &self.key(value));
+        let key = self.key(value);
+        let mut pexpire = cmd("PEXPIRE", &key);
         pexpire.arg(ttl_ms(expires.ttl()));
-        match self.run::<i64>(pexpire).await {
+        let done = self.run::<i64>(pexpire).await;
+        self.forget_cached(&key);
+        match done {
             Ok(1) => Ok(true),
             Ok(0) => Ok(false),
             Ok(_) => Err(StoreError::backend(Failure::UnexpectedReply)),
@@ -343,7 +357,10 @@ impl Store for RedisStore {
         if !id::is_valid(value) {
             return Ok(());
         }
-        let _deleted: i64 = self.run(cmd("DEL", &self.key(value))).await?;
+        let key = self.key(value);
+        let deleted = self.run::<i64>(cmd("DEL", &key)).await;
+        self.forget_cached(&key);
+        deleted?;
         Ok(())
     }
 }
