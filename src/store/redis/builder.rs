@@ -76,18 +76,19 @@ impl RedisStoreBuilder {
     /// about 200 bytes per entry for its key and bookkeeping.
     ///
     /// **Consistency**: a write, logout (`destroy`) or `cycle_id` done
-    /// through any client of the same Redis is seen by this store's next
-    /// load once this process has read Redis' invalidation for it. Redis
-    /// queues that invalidation on this store's connection when the write
-    /// executes, before the writer gets its reply, so a request that comes
-    /// after the writer's response finds it already on its way; this
-    /// store's own writes forget the key as soon as they return. The
-    /// invalidation still has to be read: if this process's runtime is so
-    /// starved that the connection's task has not run since it arrived, a
-    /// load can answer from the old entry. When the connection is lost or
-    /// replaced, nothing it loaded is served again; an entry is also
-    /// dropped after its key's TTL and after 60 s at most. See the README's
-    /// Operations section.
+    /// through any client of the same Redis reaches this store as an
+    /// invalidation before the writer gets its reply: Redis queues it on
+    /// this store's connection when the write executes. This store's next
+    /// load sees the change once the connection's task has read that
+    /// invalidation; a cached answer first yields to the runtime so a task
+    /// already woken runs. That is not a strict guarantee: on a
+    /// multi-threaded runtime, or a starved one, a load that follows the
+    /// writer's reply by less than the connection task's scheduling delay
+    /// (microseconds to milliseconds) can answer from the old entry. This
+    /// store's own writes forget the key as soon as they return. When the
+    /// connection is lost or replaced, nothing it loaded is served again; an
+    /// entry is also dropped after its key's TTL and after 60 s at most. See
+    /// the README's Operations section for when to turn it on.
     ///
     /// ```no_run
     /// use sessio::RedisStore;

@@ -291,6 +291,7 @@ impl RedisStore {
         cache: &Arc<ClientCache>,
         key: String,
     ) -> Result<Option<Record>, StoreError> {
+        self.inner.backend.settle().await;
         let held = self.inner.backend.held_generation();
         if let Some(json) = cache.hit(&key, held) {
             if let Ok(record) = serde_json::from_str::<Record>(&json) {
@@ -393,7 +394,9 @@ pub(super) fn connect(
 /// The configuration mistakes the cache refuses, checked by `finish`.
 pub(super) fn check(b: &RedisStoreBuilder, backend: &Backend) -> Result<(), ConfigError> {
     if b.client_cache == Some(0) {
-        return Err(ConfigError::ClientCache("needs room for at least one entry"));
+        return Err(ConfigError::ClientCache(
+            "needs room for at least one entry",
+        ));
     }
     if b.client_cache.is_some() && !matches!(backend, Backend::Single(_)) {
         return Err(ConfigError::ClientCache(
