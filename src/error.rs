@@ -344,6 +344,12 @@ pub enum ConfigError {
     /// digit).
     #[error("invalid session table name")]
     InvalidTableName,
+    /// The Redis store's client cache was asked for where it cannot keep its
+    /// promise: over a pool passed in (the store must make its connections
+    /// RESP3 and tracking), on a Cluster or behind Sentinel, or with room
+    /// for no entry.
+    #[error("the redis client cache {0}")]
+    ClientCache(&'static str),
 }
 
 #[cfg(test)]

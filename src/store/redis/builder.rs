@@ -1,11 +1,13 @@
 //! [`RedisStoreBuilder`]: prefix, timeouts, pool size.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_redis::redis::AsyncConnectionConfig;
 use deadpool_redis::{Manager, Pool, Runtime};
 
+use super::cache::ClientCache;
 use super::conn::{Backend, Timeouts};
 use super::{IdGenerator, RedisStore};
 use crate::error::{ConfigError, Error, StoreError};
@@ -22,10 +24,11 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(1);
 pub struct RedisStoreBuilder {
     pub(super) prefix: String,
     pub(super) timeouts: Timeouts,
-    pool_size: Option<usize>,
+    pub(super) pool_size: Option<usize>,
     pub(super) ids: Box<IdGenerator>,
     pub(super) max_record: Option<usize>,
     pub(super) max_per_user: usize,
+    pub(super) client_cache: Option<usize>,
 }
 
 impl Default for RedisStoreBuilder {
@@ -40,6 +43,7 @@ impl Default for RedisStoreBuilder {
             ids: Box::new(Id::generate),
             max_record: None,
             max_per_user: super::users::DEFAULT_MAX_PER_USER,
+            client_cache: None,
         }
     }
 }
@@ -63,6 +67,56 @@ impl RedisStoreBuilder {
     #[must_use]
     pub fn with_max_sessions_per_user(mut self, max: usize) -> Self {
         self.max_per_user = max.max(1);
+        self
+    }
+
+    /// Keeps up to `entries` loaded sessions in this process and answers
+    /// later loads of them from memory, with no round trip, until Redis says
+    /// they changed (server-assisted client-side caching: RESP3
+    /// `CLIENT TRACKING ON OPTIN`, for session loads only). Default off.
+    ///
+    /// Only with [`connect`](Self::connect): the store then speaks RESP3 on
+    /// its connections whatever the URL says, and turns tracking on for
+    /// each before its first use, so it needs Redis 6 or later (on an older
+    /// Redis every request that needs its session gets a 503, never an
+    /// uncached answer). [`build`](Self::build) with a pool of your own, the
+    /// Cluster and the Sentinel forms, and 0 entries are refused with
+    /// [`ConfigError::ClientCache`].
+    ///
+    /// **Memory**: at most `entries` records, each kept as its JSON and at
+    /// most the [record size limit](Self::with_max_record_size) long (16 KiB
+    /// when none is set; larger records are always loaded from Redis), plus
+    /// about 200 bytes per entry for its key and bookkeeping.
+    ///
+    /// **Consistency**: a write, logout (`destroy`) or `cycle_id` done
+    /// through any client of the same Redis reaches this store as an
+    /// invalidation before the writer gets its reply: Redis queues it on
+    /// this store's connection when the write executes. This store's next
+    /// load sees the change once the connection's task has read that
+    /// invalidation; a cached answer first yields to the runtime so a task
+    /// already woken runs. That is not a strict guarantee: on a
+    /// multi-threaded runtime, or a starved one, a load that follows the
+    /// writer's reply by less than the connection task's scheduling delay
+    /// (microseconds to milliseconds) can answer from the old entry. This
+    /// store's own writes forget the key as soon as they return. When the
+    /// connection is lost or replaced, nothing it loaded is served again; an
+    /// entry is also dropped after its key's TTL and after 60 s at most. See
+    /// the README's Operations section for when to turn it on.
+    ///
+    /// ```no_run
+    /// use sessio::RedisStore;
+    ///
+    /// # fn main() -> Result<(), sessio::Error> {
+    /// let store = RedisStore::builder()
+    ///     .with_client_cache(10_000)
+    ///     .with_max_record_size(4096)
+    ///     .connect("redis://127.0.0.1:6379")?;
+    /// assert_eq!(store.client_cache_len(), Some(0));
+    /// # Ok(()) }
+    /// ```
+    #[must_use]
+    pub fn with_client_cache(mut self, entries: usize) -> Self {
+        self.client_cache = Some(entries);
         self
     }
 
@@ -109,15 +163,26 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// The store over `pool`. Fails only for a zero timeout.
+    /// The store over `pool`. Fails for a zero timeout, and with
+    /// [`with_client_cache`](Self::with_client_cache), which needs
+    /// connections the store makes itself.
     pub fn build(self, pool: deadpool_redis::Pool) -> Result<RedisStore, Error> {
-        self.finish(Backend::single(pool))
+        if self.client_cache.is_some() {
+            return Err(ConfigError::ClientCache(
+                "needs the store to make its own connections (connect), not a pool passed to build",
+            )
+            .into());
+        }
+        self.finish(Backend::single(pool), None)
     }
 
     /// The store on the Redis at `url`, over a new pool that connects lazily.
     /// Fails for a zero timeout or a URL that does not parse (the error does
     /// not contain the URL).
     pub fn connect(self, url: &str) -> Result<RedisStore, Error> {
+        if let Some(entries) = self.client_cache {
+            return super::cache::connect(self, url, entries);
+        }
         install_crypto_provider(url);
         // No response timeout of redis-rs' own (500 ms by default): the
         // store's command timeout is the one that applies.
@@ -133,14 +198,14 @@ impl RedisStoreBuilder {
         let pool = pool
             .build()
             .map_err(|e| Error::from(StoreError::backend(e)))?;
-        self.build(pool)
+        self.finish(Backend::single(pool), None)
     }
 
     /// The store over a Redis Cluster `pool`. Fails only for a zero timeout.
     #[cfg(feature = "redis-cluster")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
     pub fn build_cluster(self, pool: deadpool_redis::cluster::Pool) -> Result<RedisStore, Error> {
-        self.finish(Backend::cluster(pool))
+        self.finish(Backend::cluster(pool), None)
     }
 
     /// The store on the Redis Cluster reached through any of `urls`, over a
@@ -195,7 +260,7 @@ impl RedisStoreBuilder {
     #[cfg(feature = "redis-sentinel")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-sentinel")))]
     pub fn build_sentinel(self, pool: deadpool_redis::sentinel::Pool) -> Result<RedisStore, Error> {
-        self.finish(Backend::sentinel(pool))
+        self.finish(Backend::sentinel(pool), None)
     }
 
     /// The store on the master that the Sentinels at `sentinels` (URLs such
@@ -232,14 +297,19 @@ impl RedisStoreBuilder {
         self.build_sentinel(pool)
     }
 
-    fn finish(self, backend: Backend) -> Result<RedisStore, Error> {
+    pub(super) fn finish(
+        self,
+        backend: Backend,
+        cache: Option<Arc<ClientCache>>,
+    ) -> Result<RedisStore, Error> {
+        super::cache::check(&self, &backend)?;
         if self.timeouts.connect.is_zero() {
             return Err(ConfigError::ZeroDuration("the redis connect timeout").into());
         }
         if self.timeouts.command.is_zero() {
             return Err(ConfigError::ZeroDuration("the redis command timeout").into());
         }
-        Ok(RedisStore::from_parts(backend, self))
+        Ok(RedisStore::from_parts(backend, self, cache))
     }
 }
 
@@ -249,7 +319,7 @@ impl RedisStoreBuilder {
 /// `rediss://` connection panic. An application that installs its own
 /// provider first keeps it.
 #[cfg_attr(not(feature = "redis-tls"), allow(unused_variables))]
-fn install_crypto_provider(url: &str) {
+pub(super) fn install_crypto_provider(url: &str) {
     #[cfg(feature = "redis-tls")]
     if (url.starts_with("rediss:") || url.starts_with("valkeys:"))
         && rustls::crypto::CryptoProvider::get_default().is_none()
@@ -267,6 +337,7 @@ impl fmt::Debug for RedisStoreBuilder {
             .field("command_timeout", &self.timeouts.command)
             .field("pool_size", &self.pool_size)
             .field("max_sessions_per_user", &self.max_per_user)
+            .field("client_cache", &self.client_cache)
             .finish_non_exhaustive()
     }
 }

@@ -3,6 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
+use super::cache::ClientCache;
 use super::conn::Backend;
 use super::{Inner, RedisStore, RedisStoreBuilder};
 use crate::error::Error;
@@ -11,7 +12,7 @@ impl RedisStore {
     /// A store over `pool`, with the default prefix (`session:`) and timeouts
     /// (1 s to get a connection, 1 s per command).
     pub fn new(pool: deadpool_redis::Pool) -> Self {
-        Self::from_parts(Backend::single(pool), RedisStoreBuilder::default())
+        Self::from_parts(Backend::single(pool), RedisStoreBuilder::default(), None)
     }
 
     /// A store on the Redis at `url`, with the defaults of [`new`](Self::new)
@@ -28,7 +29,7 @@ impl RedisStore {
     #[cfg(feature = "redis-cluster")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
     pub fn cluster(pool: deadpool_redis::cluster::Pool) -> Self {
-        Self::from_parts(Backend::cluster(pool), RedisStoreBuilder::default())
+        Self::from_parts(Backend::cluster(pool), RedisStoreBuilder::default(), None)
     }
 
     /// A store on the Redis Cluster reached through any of `urls` (the other
@@ -48,7 +49,7 @@ impl RedisStore {
     #[cfg(feature = "redis-sentinel")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-sentinel")))]
     pub fn sentinel(pool: deadpool_redis::sentinel::Pool) -> Self {
-        Self::from_parts(Backend::sentinel(pool), RedisStoreBuilder::default())
+        Self::from_parts(Backend::sentinel(pool), RedisStoreBuilder::default(), None)
     }
 
     /// A store on the master that the Sentinels at `sentinels` know as
@@ -74,7 +75,11 @@ impl RedisStore {
         &self.inner.prefix
     }
 
-    pub(super) fn from_parts(backend: Backend, b: RedisStoreBuilder) -> Self {
+    pub(super) fn from_parts(
+        backend: Backend,
+        b: RedisStoreBuilder,
+        cache: Option<Arc<ClientCache>>,
+    ) -> Self {
         Self {
             inner: Arc::new(Inner {
                 backend,
@@ -83,6 +88,7 @@ impl RedisStore {
                 ids: b.ids,
                 max_record: b.max_record,
                 max_per_user: b.max_per_user,
+                cache,
             }),
         }
     }
@@ -99,6 +105,7 @@ impl fmt::Debug for RedisStore {
             .field("command_timeout", &self.inner.timeouts.command)
             .field("pool_size", &size)
             .field("pool_available", &available)
+            .field("client_cache", &self.inner.cache.as_ref().map(|c| c.len()))
             .finish_non_exhaustive()
     }
 }

@@ -11,6 +11,7 @@ use crate::error::StoreError;
 use crate::id;
 
 mod builder;
+mod cache;
 mod conn;
 mod constructors;
 mod format;
@@ -213,6 +214,7 @@ struct Inner {
     ids: Box<IdGenerator>,
     max_record: Option<usize>,
     max_per_user: usize,
+    cache: Option<Arc<cache::ClientCache>>,
 }
 
 impl RedisStore {
@@ -288,7 +290,11 @@ impl Store for RedisStore {
         if !id::is_valid(value) {
             return Ok(None);
         }
-        let reply: Value = self.run(cmd("HGETALL", &self.key(value))).await?;
+        let key = self.key(value);
+        if let Some(cache) = &self.inner.cache {
+            return self.load_cached(cache, key).await;
+        }
+        let reply: Value = self.run(cmd("HGETALL", &key)).await?;
         format::decode(reply).map_err(|f| match f {
             // SECURITY I44: ours, but unreadable: the layer starts afresh.
             Failure::Corrupt => StoreError::unreadable(f),
@@ -309,22 +315,23 @@ impl Store for RedisStore {
         self.check_changes(record, changes)?;
         // `changes_binding`, with the binding it leads to: two set lookups,
         // and an ordinary write goes on as before.
-        match users::binding(record, changes) {
-            users::Binding::Unchanged => {}
-            users::Binding::Unbound => {
-                return self
-                    .update_binding(value, record, changes, expires, None)
-                    .await
-            }
-            users::Binding::To(user) => {
-                return self
-                    .update_binding(value, record, changes, expires, Some(user))
-                    .await
-            }
+        let to = match users::binding(record, changes) {
+            users::Binding::Unchanged => None,
+            users::Binding::Unbound => Some(None),
+            users::Binding::To(user) => Some(Some(user)),
+        };
+        if let Some(to) = to {
+            let done = self
+                .update_binding(value, record, changes, expires, to)
+                .await;
+            self.forget_cached(&self.key(value));
+            return done;
         }
         let key = self.key(value);
         let call = scripts().update(&key, record, changes, expires.ttl())?;
-        match self.run::<i64>(call).await? {
+        let done = self.run::<i64>(call).await;
+        self.forget_cached(&key);
+        match done? {
             1 => Ok(Updated::Written(value.to_owned())),
             // SECURITY I38: the merged record was empty and is deleted.
             2 => Ok(Updated::Emptied),
@@ -354,20 +361,25 @@ impl Store for RedisStore {
             return Ok(Updated::Gone);
         }
         self.check_changes(record, changes)?;
-        if self.single_node() {
+        let done = if self.single_node() {
             self.rotate_single(old, record, changes, expires).await
         } else {
             self.rotate_cluster(old, record, changes, expires).await
-        }
+        };
+        self.forget_cached(&self.key(old));
+        done
     }
 
     async fn touch(&self, value: &str, expires: Deadline) -> Result<bool, StoreError> {
         if !id::is_valid(value) {
             return Ok(false);
         }
-        let mut pexpire = cmd("PEXPIRE", &self.key(value));
+        let key = self.key(value);
+        let mut pexpire = cmd("PEXPIRE", &key);
         pexpire.arg(ttl_ms(expires.ttl()));
-        match self.run::<i64>(pexpire).await {
+        let done = self.run::<i64>(pexpire).await;
+        self.forget_cached(&key);
+        match done {
             Ok(1) => Ok(true),
             Ok(0) => Ok(false),
             Ok(_) => Err(StoreError::backend(Failure::UnexpectedReply)),
@@ -386,7 +398,10 @@ impl Store for RedisStore {
         if !id::is_valid(value) {
             return Ok(());
         }
-        let _deleted: i64 = self.run(cmd("DEL", &self.key(value))).await?;
+        let key = self.key(value);
+        let deleted = self.run::<i64>(cmd("DEL", &key)).await;
+        self.forget_cached(&key);
+        deleted?;
         Ok(())
     }
 }

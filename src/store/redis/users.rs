@@ -703,10 +703,12 @@ impl UserIndex for RedisStore {
         }
         let index = self.index_key(user);
         let user = serde_json::to_string(user).map_err(StoreError::encode)?;
-        if !self.single_node() {
-            return self.end_cluster(&index, handle, user.as_bytes()).await;
-        }
         let key = format!("{}{handle}", self.inner.prefix);
+        if !self.single_node() {
+            let done = self.end_cluster(&index, handle, user.as_bytes()).await;
+            self.forget_cached(&key);
+            return done;
+        }
         let mut call = scripts().users.end.key(&key);
         call.key(&index)
             .arg(field(USER_KEY).as_ref())
@@ -714,7 +716,10 @@ impl UserIndex for RedisStore {
             .arg("1")
             .arg(handle);
         // SECURITY K57: the script deletes only a record bound to `user`.
-        Ok(self.run::<i64>(call).await? == 1)
+        let done = self.run::<i64>(call).await;
+        // The client cache (if on) must not answer for an ended session.
+        self.forget_cached(&key);
+        Ok(done? == 1)
     }
 }
 
