@@ -94,7 +94,24 @@ impl Browser {
         (a, b)
     }
 
+    /// Starts chromedriver and Chromium; a start that fails (a port taken
+    /// between choosing it and chromedriver binding it, a slow start on a
+    /// loaded machine) is retried on a fresh port, three times in all.
     async fn launch(turn: Arc<MutexGuard<'static, ()>>) -> Self {
+        let mut last = String::new();
+        for attempt in 1..=3 {
+            match Self::try_launch(turn.clone()).await {
+                Ok(browser) => return browser,
+                Err(e) => {
+                    eprintln!("browser start {attempt} of 3 failed: {e}");
+                    last = e;
+                }
+            }
+        }
+        panic!("starting Chromium through chromedriver: {last}; {INSTALL_HINT}")
+    }
+
+    async fn try_launch(turn: Arc<MutexGuard<'static, ()>>) -> Result<Self, String> {
         let chromium = binary("CHROMIUM", "/usr/bin/chromium");
         let chromedriver = binary("CHROMEDRIVER", "/usr/bin/chromedriver");
         let work = work_dir();
@@ -123,12 +140,11 @@ impl Browser {
         let deadline = Instant::now() + Duration::from_secs(20);
         while TcpStream::connect(("127.0.0.1", port)).is_err() {
             if let Ok(Some(status)) = browser.driver.try_wait() {
-                panic!("chromedriver exited at start ({status}); {INSTALL_HINT}");
+                return Err(format!("chromedriver exited at start ({status})"));
             }
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not listen within 20 s"
-            );
+            if Instant::now() >= deadline {
+                return Err("chromedriver did not listen within 20 s".into());
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
         let options = json!({
@@ -153,11 +169,9 @@ impl Browser {
             .capabilities(caps)
             .connect(&format!("http://127.0.0.1:{port}"))
             .await
-            .unwrap_or_else(|e| {
-                panic!("starting Chromium through chromedriver: {e}; {INSTALL_HINT}")
-            });
+            .map_err(|e| e.to_string())?;
         browser.client = Some(client);
-        browser
+        Ok(browser)
     }
 
     pub(crate) fn client(&self) -> &Client {
