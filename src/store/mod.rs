@@ -369,15 +369,20 @@ pub enum Updated {
 /// no usable session tokens (SECURITY A5).
 pub fn storage_key(prefix: &str, id: &str) -> String {
     use sha2::{Digest, Sha256};
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let digest = Sha256::digest(id.as_bytes());
     let mut key = String::with_capacity(prefix.len() + 64);
     key.push_str(prefix);
-    for b in digest {
-        key.push(char::from(HEX[usize::from(b >> 4)]));
-        key.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
+    push_hex(&mut key, &Sha256::digest(id.as_bytes()));
     key
+}
+
+/// Appends `bytes` as lowercase hex (the form of [`storage_key`]'s digest and
+/// of a record's handle).
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(HEX[usize::from(b >> 4)]));
+        out.push(char::from(HEX[usize::from(b & 0xf)]));
+    }
 }
 
 #[cfg(test)]

@@ -247,12 +247,8 @@ fn from_hex(handle: &str) -> Option<[u8; 32]> {
 }
 
 fn to_hex(d: &[u8; 32]) -> String {
-    const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut s = String::with_capacity(64);
-    for b in d {
-        s.push(char::from(HEX[usize::from(b >> 4)]));
-        s.push(char::from(HEX[usize::from(b & 0xf)]));
-    }
+    super::push_hex(&mut s, d);
     s
 }
 
