@@ -94,9 +94,13 @@
 //! | `sqlite` | no | `SqlStore` on SQLite, over the application's sqlx pool |
 //! | `test-util` | no | the conformance suite and a manual clock |
 //!
-//! A per-instance cache in front of a shared store (tower-sessions'
-//! `CachingSessionStore`) is deliberately not offered: it would keep serving
-//! a session that another instance logged out.
+//! A per-instance cache in front of an arbitrary shared store
+//! (tower-sessions' `CachingSessionStore`) is deliberately not offered: it
+//! would keep serving a session that another instance logged out. The Redis
+//! store's opt-in client cache
+//! ([`with_client_cache`](crate::store::RedisStoreBuilder::with_client_cache))
+//! is different: Redis tells it about every change, and a request reads
+//! those messages before it answers from memory.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 // The README's examples are compiled and run as doctests too.

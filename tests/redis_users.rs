@@ -299,6 +299,23 @@ async fn ending_a_session_on_one_instance_logs_it_out_on_the_other() {
     two_instances(&a, &b).await;
 }
 
+// SECURITY K56: the same with the client cache on both instances: the
+// ending instance fences its write, and the cached one reads the
+// invalidation before it answers from memory.
+#[tokio::test]
+async fn ending_a_session_logs_it_out_on_a_cached_instance() {
+    let server = RedisServer::start();
+    let cached = || {
+        RedisStore::builder()
+            .with_client_cache(100)
+            .connect(&server.url())
+            .expect("store")
+    };
+    let a = users_app(cached());
+    let b = users_app(cached());
+    two_instances(&a, &b).await;
+}
+
 async fn two_instances(a: &Router, b: &Router) {
     let on_a = login(a, "erin").await;
     let on_b = login(b, "erin").await;

@@ -1,13 +1,12 @@
 //! [`RedisStoreBuilder`]: prefix, timeouts, pool size.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use deadpool_redis::redis::AsyncConnectionConfig;
 use deadpool_redis::{Manager, Pool, Runtime};
 
-use super::cache::ClientCache;
+use super::cache::Tracking;
 use super::conn::{Backend, Timeouts};
 use super::{IdGenerator, RedisStore};
 use crate::error::{ConfigError, Error, StoreError};
@@ -75,33 +74,35 @@ impl RedisStoreBuilder {
     /// they changed (server-assisted client-side caching: RESP3
     /// `CLIENT TRACKING ON OPTIN`, for session loads only). Default off.
     ///
-    /// Only with [`connect`](Self::connect): the store then speaks RESP3 on
-    /// its connections whatever the URL says, and turns tracking on for
-    /// each before its first use, so it needs Redis 6 or later (on an older
-    /// Redis every request that needs its session gets a 503, never an
-    /// uncached answer). [`build`](Self::build) with a pool of your own, the
-    /// Cluster and the Sentinel forms, and 0 entries are refused with
-    /// [`ConfigError::ClientCache`].
+    /// Only with [`connect`](Self::connect) and a `redis://` or unix socket
+    /// URL: the cache dials a connection of its own (RESP3, tracking on,
+    /// whatever the URL says about the protocol), so it needs Redis 6 or
+    /// later (on an older Redis every request that needs its session gets a
+    /// 503, never an uncached answer). [`build`](Self::build) with a pool of
+    /// your own, the Cluster and the Sentinel forms, `rediss://` and 0
+    /// entries are refused with [`ConfigError::ClientCache`].
     ///
     /// **Memory**: at most `entries` records, each kept as its JSON and at
     /// most the [record size limit](Self::with_max_record_size) long (16 KiB
     /// when none is set; larger records are always loaded from Redis), plus
     /// about 200 bytes per entry for its key and bookkeeping.
     ///
-    /// **Consistency**: a write, logout (`destroy`) or `cycle_id` done
-    /// through any client of the same Redis reaches this store as an
-    /// invalidation before the writer gets its reply: Redis queues it on
-    /// this store's connection when the write executes. This store's next
-    /// load sees the change once the connection's task has read that
-    /// invalidation; a cached answer first yields to the runtime so a task
-    /// already woken runs. That is not a strict guarantee: on a
-    /// multi-threaded runtime, or a starved one, a load that follows the
-    /// writer's reply by less than the connection task's scheduling delay
-    /// (microseconds to milliseconds) can answer from the old entry. This
-    /// store's own writes forget the key as soon as they return. When the
-    /// connection is lost or replaced, nothing it loaded is served again; an
-    /// entry is also dropped after its key's TTL and after 60 s at most. See
-    /// the README's Operations section for when to turn it on.
+    /// **Consistency**: before a request answers from memory it reads
+    /// whatever the cache's connection has received, without waiting, and
+    /// applies the invalidations in it; and every write of a store with the
+    /// cache on is followed by a `PING` round trip, which Redis answers only
+    /// after it has written that write's invalidations to every tracking
+    /// client. So a write, logout (`destroy`) or `cycle_id` done through
+    /// one cached instance is seen by the next request on every other
+    /// cached instance of the same Redis, on one host; across a network, once
+    /// the invalidation's packet has arrived. A writer without the cache (an
+    /// uncached store, another program) does not fence its writes: its
+    /// changes are seen once Redis has written the invalidation out, usually
+    /// but not certainly before the next request. When the connection is
+    /// closed or out of step, nothing it loaded is served again; an entry
+    /// is also dropped after its key's TTL and after 60 s at most. See the
+    /// README's Operations section for when to turn it on and what it costs
+    /// (one more round trip per write).
     ///
     /// ```no_run
     /// use sessio::RedisStore;
@@ -180,9 +181,15 @@ impl RedisStoreBuilder {
     /// Fails for a zero timeout or a URL that does not parse (the error does
     /// not contain the URL).
     pub fn connect(self, url: &str) -> Result<RedisStore, Error> {
-        if let Some(entries) = self.client_cache {
-            return super::cache::connect(self, url, entries);
-        }
+        let cache = match self.client_cache {
+            Some(entries) => Some(Tracking::new(
+                url,
+                entries,
+                self.max_record.unwrap_or(super::cache::DEFAULT_ENTRY_BYTES),
+                self.timeouts,
+            )?),
+            None => None,
+        };
         install_crypto_provider(url);
         // No response timeout of redis-rs' own (500 ms by default): the
         // store's command timeout is the one that applies.
@@ -198,7 +205,7 @@ impl RedisStoreBuilder {
         let pool = pool
             .build()
             .map_err(|e| Error::from(StoreError::backend(e)))?;
-        self.finish(Backend::single(pool), None)
+        self.finish(Backend::single(pool), cache)
     }
 
     /// The store over a Redis Cluster `pool`. Fails only for a zero timeout.
@@ -300,7 +307,7 @@ impl RedisStoreBuilder {
     pub(super) fn finish(
         self,
         backend: Backend,
-        cache: Option<Arc<ClientCache>>,
+        cache: Option<Tracking>,
     ) -> Result<RedisStore, Error> {
         super::cache::check(&self, &backend)?;
         if self.timeouts.connect.is_zero() {

@@ -113,51 +113,12 @@ impl Backend {
         timeouts: Timeouts,
         request: impl Call,
     ) -> Result<T, StoreError> {
-        let mut sent_on = None;
         match self {
-            Backend::Single(holder) => run(holder, timeouts, &request, &mut sent_on).await,
+            Backend::Single(holder) => run(holder, timeouts, &request).await,
             #[cfg(feature = "redis-cluster")]
-            Backend::Cluster(holder) => run(holder, timeouts, &request, &mut sent_on).await,
+            Backend::Cluster(holder) => run(holder, timeouts, &request).await,
             #[cfg(feature = "redis-sentinel")]
-            Backend::Sentinel(holder) => run(holder, timeouts, &request, &mut sent_on).await,
-        }
-    }
-
-    /// [`run`](Self::run) on a single node, with the generation of the
-    /// held connection the request was answered on (the client cache's).
-    pub(super) async fn run_tracked<T: FromRedisValue + Send + 'static>(
-        &self,
-        timeouts: Timeouts,
-        request: impl Call,
-    ) -> Result<(T, Option<u64>), StoreError> {
-        let mut sent_on = None;
-        let value = match self {
-            Backend::Single(holder) => run(holder, timeouts, &request, &mut sent_on).await?,
-            #[allow(unreachable_patterns)]
-            _ => return self.run(timeouts, request).await.map(|v| (v, None)),
-        };
-        Ok((value, sent_on))
-    }
-
-    /// Gives the held connection's task a turn before a cached answer, so an
-    /// invalidation (or the connection's end) that has already arrived is
-    /// applied first: once, twice after an idle spell (see [`run`]).
-    pub(super) async fn settle(&self) {
-        let turns = match self {
-            Backend::Single(holder) if holder.idle_before() > IDLE => 2,
-            _ => 1,
-        };
-        for _ in 0..turns {
-            tokio::task::yield_now().await;
-        }
-    }
-
-    /// The generation of the connection a single node's store holds now.
-    pub(super) fn held_generation(&self) -> Option<u64> {
-        match self {
-            Backend::Single(holder) => holder.held_generation(),
-            #[allow(unreachable_patterns)]
-            _ => None,
+            Backend::Sentinel(holder) => run(holder, timeouts, &request).await,
         }
     }
 
@@ -183,7 +144,6 @@ async fn run<P: Source, T: FromRedisValue + Send + 'static>(
     holder: &Holder<P>,
     timeouts: Timeouts,
     request: &impl Call,
-    sent_on: &mut Option<u64>,
 ) -> Result<T, StoreError> {
     let mut shared = match holder.held_now() {
         Some(shared) => shared,
@@ -200,7 +160,6 @@ async fn run<P: Source, T: FromRedisValue + Send + 'static>(
             tokio::task::yield_now().await;
         }
     }
-    *sent_on = Some(shared.generation());
     let (result, unsent) = send(timeouts, &mut shared.conn, request).await;
     let dead_before = unsent && matches!(&result, Ok(Err(err)) if is_transport(err));
     if dead_before && shared.reused {
@@ -208,7 +167,6 @@ async fn run<P: Source, T: FromRedisValue + Send + 'static>(
         drop(shared);
         tracing::debug!("redis connection closed while idle; dialling again");
         let mut shared = dial(holder, timeouts).await?;
-        *sent_on = Some(shared.generation());
         let (result, _) = send(timeouts, &mut shared.conn, request).await;
         return finish(result, shared);
     }

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::cache::ClientCache;
+use super::cache::Tracking;
 use super::conn::Backend;
 use super::{Inner, RedisStore, RedisStoreBuilder};
 use crate::error::Error;
@@ -78,7 +78,7 @@ impl RedisStore {
     pub(super) fn from_parts(
         backend: Backend,
         b: RedisStoreBuilder,
-        cache: Option<Arc<ClientCache>>,
+        cache: Option<Tracking>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -105,7 +105,7 @@ impl fmt::Debug for RedisStore {
             .field("command_timeout", &self.inner.timeouts.command)
             .field("pool_size", &size)
             .field("pool_available", &available)
-            .field("client_cache", &self.inner.cache.as_ref().map(|c| c.len()))
+            .field("client_cache", &self.client_cache_len())
             .finish_non_exhaustive()
     }
 }

@@ -139,11 +139,6 @@ impl<P: Source> Holder<P> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The generation of the shared connection, if one is held.
-    pub(super) fn held_generation(&self) -> Option<u64> {
-        self.held().as_ref().map(|h| h.generation)
-    }
-
     /// A handle on the shared connection, if one is held.
     pub(super) fn held_now(&self) -> Option<Shared<P>> {
         self.held().as_ref().map(|h| self.shared(h, true))
@@ -192,11 +187,6 @@ pub(super) struct Shared<P: Source> {
 }
 
 impl<P: Source> Shared<P> {
-    /// Which check-out of the pool this connection is.
-    pub(super) fn generation(&self) -> u64 {
-        self.generation
-    }
-
     /// The command finished in step: the connection stays shared.
     pub(super) fn release(mut self) {
         self.held = None;

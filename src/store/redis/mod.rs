@@ -214,7 +214,7 @@ struct Inner {
     ids: Box<IdGenerator>,
     max_record: Option<usize>,
     max_per_user: usize,
-    cache: Option<Arc<cache::ClientCache>>,
+    cache: Option<cache::Tracking>,
 }
 
 impl RedisStore {
@@ -324,13 +324,13 @@ impl Store for RedisStore {
             let done = self
                 .update_binding(value, record, changes, expires, to)
                 .await;
-            self.forget_cached(&self.key(value));
+            self.after_write(Some(&self.key(value)), done.is_ok()).await;
             return done;
         }
         let key = self.key(value);
         let call = scripts().update(&key, record, changes, expires.ttl())?;
         let done = self.run::<i64>(call).await;
-        self.forget_cached(&key);
+        self.after_write(Some(&key), done.is_ok()).await;
         match done? {
             1 => Ok(Updated::Written(value.to_owned())),
             // SECURITY I38: the merged record was empty and is deleted.
@@ -366,7 +366,7 @@ impl Store for RedisStore {
         } else {
             self.rotate_cluster(old, record, changes, expires).await
         };
-        self.forget_cached(&self.key(old));
+        self.after_write(Some(&self.key(old)), done.is_ok()).await;
         done
     }
 
@@ -378,7 +378,7 @@ impl Store for RedisStore {
         let mut pexpire = cmd("PEXPIRE", &key);
         pexpire.arg(ttl_ms(expires.ttl()));
         let done = self.run::<i64>(pexpire).await;
-        self.forget_cached(&key);
+        self.after_write(Some(&key), done.is_ok()).await;
         match done {
             Ok(1) => Ok(true),
             Ok(0) => Ok(false),
@@ -400,7 +400,7 @@ impl Store for RedisStore {
         }
         let key = self.key(value);
         let deleted = self.run::<i64>(cmd("DEL", &key)).await;
-        self.forget_cached(&key);
+        self.after_write(Some(&key), deleted.is_ok()).await;
         deleted?;
         Ok(())
     }

@@ -260,6 +260,10 @@ impl RedisStore {
                 match reply[..] {
                     [1, ended] => {
                         self.warn_ended(ended);
+                        if ended > 0 {
+                            // Sessions the cap ended: fenced as a logout is.
+                            self.after_write(None, true).await;
+                        }
                         return Ok(id.as_str().to_owned());
                     }
                     [0, _] => {}
@@ -706,7 +710,7 @@ impl UserIndex for RedisStore {
         let key = format!("{}{handle}", self.inner.prefix);
         if !self.single_node() {
             let done = self.end_cluster(&index, handle, user.as_bytes()).await;
-            self.forget_cached(&key);
+            self.after_write(Some(&key), done.is_ok()).await;
             return done;
         }
         let mut call = scripts().users.end.key(&key);
@@ -718,7 +722,7 @@ impl UserIndex for RedisStore {
         // SECURITY K57: the script deletes only a record bound to `user`.
         let done = self.run::<i64>(call).await;
         // The client cache (if on) must not answer for an ended session.
-        self.forget_cached(&key);
+        self.after_write(Some(&key), done.is_ok()).await;
         Ok(done? == 1)
     }
 }

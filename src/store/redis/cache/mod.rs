@@ -2,40 +2,72 @@
 //! invalidation pushes (`CLIENT TRACKING ON OPTIN`); see
 //! [`RedisStoreBuilder::with_client_cache`](super::RedisStoreBuilder::with_client_cache).
 //!
-//! Hand-written over redis-rs' push channel rather than redis-rs' own
-//! `cache-aio` cache, which (1.8) stores a reply in the command's future,
-//! after the connection's task has already handled any invalidation that
-//! followed it, and keeps answering from a connection that has died.
+//! Hand-written rather than redis-rs' own `cache-aio` cache, which (1.8)
+//! stores a reply in the command's future, after the connection's task has
+//! already handled any invalidation that followed it, and keeps answering
+//! from a connection that has died; and over a connection of its own
+//! ([`link`]) rather than redis-rs', whose pushes arrive when its task gets
+//! to run, which can be after the next request.
 //!
 //! How an entry stays correct:
+//! - loads go over the cache's one connection, which a request holds while
+//!   it uses it; before answering from memory a request reads whatever that
+//!   connection has received and applies its invalidations (see [`link`]
+//!   for why that sees every change acknowledged before the request came);
 //! - a load first leaves a placeholder under its key, then sends
 //!   `CLIENT CACHING YES`, `HGETALL`, `PTTL` in one write; it stores what
 //!   came back only if its placeholder is still there. Redis queues an
 //!   invalidation for a later write on this connection after the `HGETALL`
-//!   reply, and the connection's task handles both in that order, so an
-//!   invalidation either removes the placeholder (nothing is stored) or the
-//!   stored entry;
-//! - every invalidation removes its key, a `FLUSHALL` or the connection's
-//!   end (redis-rs' `Disconnection` push) everything;
-//! - an entry is served only while the connection it was loaded on is the
-//!   store's held connection (same generation), so once that one is
-//!   discarded or replaced, nothing it loaded is served again;
-//! - the store forgets a key itself once its own write returns, because
-//!   Redis sends the writer's own invalidation after the write's reply.
+//!   reply, and it is read in that order, so an invalidation either removes
+//!   the placeholder (nothing is stored) or the stored entry;
+//! - every invalidation removes its key, a `FLUSHALL` (or a push the cache
+//!   does not understand) everything;
+//! - an entry is served only while the connection it was loaded on is
+//!   alive (same generation), so once that one is closed, found out of
+//!   step, or replaced, nothing it loaded is served again;
+//! - the store forgets a key itself once its own write returns (its writes
+//!   go over the store's other connection).
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-use deadpool_redis::redis::{self, PushInfo, PushKind, Value};
-use deadpool_redis::{Hook, HookError, Manager, Pool, Runtime};
+use deadpool_redis::redis::{self, IntoConnectionInfo, Value};
 
-use super::builder::{install_crypto_provider, RedisStoreBuilder};
-use super::conn::Backend;
+use super::builder::RedisStoreBuilder;
+use super::conn::{Backend, Timeouts};
 use super::format;
 use super::{Failure, RedisStore};
 use crate::error::{ConfigError, Error, StoreError};
 use crate::store::Record;
+
+mod link;
+mod resp;
+
+/// The cache and the connection that keeps it correct.
+pub(super) struct Tracking {
+    entries: Arc<ClientCache>,
+    link: link::Link,
+}
+
+impl Tracking {
+    /// The cache for the Redis at `url`, holding up to `capacity` entries
+    /// of at most `entry_bytes`; it connects on first use.
+    pub(super) fn new(
+        url: &str,
+        capacity: usize,
+        entry_bytes: usize,
+        timeouts: Timeouts,
+    ) -> Result<Self, Error> {
+        let info = url
+            .into_connection_info()
+            .map_err(|e| Error::from(StoreError::backend(e)))?;
+        Ok(Self {
+            entries: Arc::new(ClientCache::new(capacity, entry_bytes)),
+            link: link::Link::new(&info, timeouts)?,
+        })
+    }
+}
 
 /// Longest an entry is served without a word from Redis: the bound on
 /// staleness when the connection dies without Redis or the network saying
@@ -151,11 +183,10 @@ impl ClientCache {
         state.ready = 0;
     }
 
-    /// What redis-rs hands over from the connection's task, in the order
-    /// the connection received it.
-    fn on_push(&self, push: &PushInfo) {
-        match (&push.kind, push.data.first()) {
-            (PushKind::Invalidate, Some(Value::Array(keys))) => {
+    /// A push read on the cache's connection, in the order it arrived.
+    fn on_push(&self, items: &[Value]) {
+        match items {
+            [Value::BulkString(kind), Value::Array(keys)] if kind == b"invalidate" => {
                 for key in keys {
                     match key {
                         // Not UTF-8: not a key this store wrote.
@@ -168,10 +199,9 @@ impl ClientCache {
                     }
                 }
             }
-            // A null key list (FLUSHALL, FLUSHDB), an invalidation we do
-            // not understand, or the connection gone: forget everything.
-            (PushKind::Invalidate, _) | (PushKind::Disconnection, _) => self.flush(),
-            _ => {}
+            // A null key list (FLUSHALL, FLUSHDB), or a push we do not
+            // understand: forget everything.
+            _ => self.flush(),
         }
     }
 }
@@ -280,41 +310,37 @@ impl RedisStore {
     /// How many sessions the [client cache](RedisStoreBuilder::with_client_cache)
     /// holds now, at most its `entries`; `None` when it is off.
     pub fn client_cache_len(&self) -> Option<usize> {
-        self.inner.cache.as_ref().map(|c| c.len())
+        self.inner.cache.as_ref().map(|t| t.entries.len())
     }
 
-    /// `load` with the cache on: from memory when the held connection is
+    /// `load` with the cache on: from memory when the cache's connection is
     /// tracking the key and nothing changed it since, else one round trip
-    /// that also asks Redis to track it.
+    /// on that connection that also asks Redis to track it.
     pub(super) async fn load_cached(
         &self,
-        cache: &Arc<ClientCache>,
+        tracking: &Tracking,
         key: String,
     ) -> Result<Option<Record>, StoreError> {
-        self.inner.backend.settle().await;
-        let held = self.inner.backend.held_generation();
+        let cache = &tracking.entries;
+        let mut slot = tracking.link.lock().await;
+        let held = slot.catch_up(cache);
         if let Some(json) = cache.hit(&key, held) {
+            drop(slot);
             if let Ok(record) = serde_json::from_str::<Record>(&json) {
                 return Ok(Some(record));
             }
             cache.forget(&key);
+            slot = tracking.link.lock().await;
         }
         let pending = cache.begin(&key);
         let sent = Instant::now();
-        let mut pipe = redis::pipe();
-        pipe.cmd("CLIENT").arg("CACHING").arg("YES").ignore();
-        pipe.cmd("HGETALL").arg(&key);
-        pipe.cmd("PTTL").arg(&key);
-        let ((reply, pttl), generation): ((Value, i64), _) = self
-            .inner
-            .backend
-            .run_tracked(self.inner.timeouts, pipe)
-            .await?;
+        let (reply, pttl, generation) = tracking.link.load(&mut slot, cache, &key).await?;
+        drop(slot);
         let record = format::decode(reply).map_err(|f| match f {
             Failure::Corrupt => StoreError::unreadable(f),
             f => StoreError::backend(f),
         })?;
-        let (Some(record), Some(generation)) = (record, generation) else {
+        let Some(record) = record else {
             return Ok(None);
         };
         // -1: no TTL (not one of ours, but readable); -2: gone since.
@@ -331,64 +357,33 @@ impl RedisStore {
         Ok(Some(record))
     }
 
-    /// After the store's own write to `key` returned, whatever it did:
-    /// the invalidation Redis sends for it comes after its reply.
-    pub(super) fn forget_cached(&self, key: &str) {
-        if let Some(cache) = &self.inner.cache {
-            cache.forget(key);
+    /// After the store's own write to `key` returned: the key is
+    /// forgotten here, and when the write went through, fenced.
+    ///
+    /// The fence is one `PING` after the write's reply. Redis answers it in
+    /// a later pass of its event loop than the write, and it writes every
+    /// invalidation the write caused to the tracking clients' sockets in
+    /// the write's own pass; so once the `PING` is answered, every other
+    /// cached instance of this Redis has the invalidation in its socket,
+    /// and its next request (which reads that socket first, see [`link`])
+    /// cannot answer with the old record. Without it the writer's reply can
+    /// go out first and the writer's next step (its HTTP response, the
+    /// browser's next request to another instance) can overtake the
+    /// invalidation: Redis writes the two sockets one after the other, and
+    /// the kernel may run the writer's process in between.
+    pub(super) async fn after_write(&self, key: Option<&str>, written: bool) {
+        let Some(tracking) = &self.inner.cache else {
+            return;
+        };
+        if let Some(key) = key {
+            tracking.entries.forget(key);
+        }
+        if written {
+            if let Err(err) = self.run::<Value>(redis::cmd("PING")).await {
+                tracing::debug!(error = %err, "client cache: the fence after a write failed");
+            }
         }
     }
-}
-
-/// The store on the Redis at `url` with the client cache on: RESP3
-/// connections that turn tracking on (`OPTIN`) before their first use, and
-/// hand every push to the cache.
-pub(super) fn connect(
-    b: RedisStoreBuilder,
-    url: &str,
-    capacity: usize,
-) -> Result<RedisStore, Error> {
-    use deadpool_redis::redis::{IntoConnectionInfo, ProtocolVersion};
-
-    let backend_err = |e| Error::from(StoreError::backend(e));
-    install_crypto_provider(url);
-    let info = url.into_connection_info().map_err(backend_err)?;
-    let settings = info
-        .redis_settings()
-        .clone()
-        .set_protocol(ProtocolVersion::RESP3);
-    let info = info.set_redis_settings(settings);
-    let entry_bytes = b.max_record.unwrap_or(DEFAULT_ENTRY_BYTES);
-    let cache = Arc::new(ClientCache::new(capacity, entry_bytes));
-    let pushes = cache.clone();
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(b.timeouts.connect))
-        .set_response_timeout(None)
-        .set_push_sender(move |push: PushInfo| {
-            pushes.on_push(&push);
-            Ok::<(), std::convert::Infallible>(())
-        });
-    let manager = Manager::new_with_config(info, config).map_err(backend_err)?;
-    let mut pool = Pool::builder(manager)
-        .runtime(Runtime::Tokio1)
-        .post_create(Hook::async_fn(|conn, _| {
-            Box::pin(async move {
-                redis::cmd("CLIENT")
-                    .arg("TRACKING")
-                    .arg("ON")
-                    .arg("OPTIN")
-                    .query_async::<()>(conn)
-                    .await
-                    .map_err(HookError::Backend)
-            })
-        }));
-    if let Some(size) = b.pool_size {
-        pool = pool.max_size(size);
-    }
-    let pool = pool
-        .build()
-        .map_err(|e| Error::from(StoreError::backend(e)))?;
-    b.finish(Backend::single(pool), Some(cache))
 }
 
 /// The configuration mistakes the cache refuses, checked by `finish`.

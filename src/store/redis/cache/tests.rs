@@ -11,15 +11,15 @@ fn ready(cache: &Arc<ClientCache>, key: &str, generation: u64) {
     );
 }
 
-fn invalidate(keys: &[&str]) -> PushInfo {
-    PushInfo {
-        kind: PushKind::Invalidate,
-        data: vec![Value::Array(
+fn invalidate(keys: &[&str]) -> Vec<Value> {
+    vec![
+        Value::BulkString(b"invalidate".to_vec()),
+        Value::Array(
             keys.iter()
                 .map(|k| Value::BulkString(k.as_bytes().to_vec()))
                 .collect(),
-        )],
-    }
+        ),
+    ]
 }
 
 #[test]
@@ -45,16 +45,11 @@ fn an_invalidation_after_the_load_finishes_removes_it() {
 }
 
 #[test]
-fn a_disconnection_or_flushall_empties_the_cache() {
+fn a_flushall_or_an_unknown_push_empties_the_cache() {
     for push in [
-        PushInfo {
-            kind: PushKind::Disconnection,
-            data: vec![],
-        },
-        PushInfo {
-            kind: PushKind::Invalidate,
-            data: vec![Value::Nil],
-        },
+        vec![Value::BulkString(b"invalidate".to_vec()), Value::Nil],
+        vec![Value::BulkString(b"message".to_vec()), Value::Nil],
+        vec![],
     ] {
         let cache = Arc::new(ClientCache::new(8, 1024));
         ready(&cache, "a", 0);
@@ -62,7 +57,7 @@ fn a_disconnection_or_flushall_empties_the_cache() {
         let p = cache.begin("c");
         cache.on_push(&push);
         p.finish(0, "{}".into(), Instant::now() + Duration::from_secs(60));
-        assert_eq!(cache.len(), 0, "{:?}", push.kind);
+        assert_eq!(cache.len(), 0, "{push:?}");
     }
 }
 
