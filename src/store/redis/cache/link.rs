@@ -359,11 +359,7 @@ impl Conn {
                     self.buf.extend_from_slice(&chunk[..n]);
                     return Ok(());
                 }
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if try_again(&e) => {}
                 Err(e) => return Err(e.into()),
             }
         }
@@ -375,16 +371,21 @@ impl Conn {
             match self.socket.try_write(bytes) {
                 Ok(0) => return Err(LinkError::Closed),
                 Ok(n) => bytes = &bytes[n..],
-                Err(e)
-                    if matches!(
-                        e.kind(),
-                        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
-                    ) => {}
+                Err(e) if try_again(&e) => {}
                 Err(e) => return Err(e.into()),
             }
         }
         Ok(())
     }
+}
+
+/// An error after which the socket is tried again: not ready after all, or
+/// a signal.
+fn try_again(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted
+    )
 }
 
 /// An error reply to a load, classified as the store's other commands are:

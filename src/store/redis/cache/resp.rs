@@ -123,6 +123,20 @@ impl<'a> Cursor<'a> {
         }
     }
 
+    /// Whether a RESP2 null length (`-1`) comes next, taking it if so and
+    /// leaving any other length in place.
+    fn null_length(&mut self) -> Result<Option<bool>, Malformed> {
+        let start = self.pos;
+        match self.len()? {
+            None => Ok(None),
+            Some(None) => Ok(Some(true)),
+            Some(Some(_)) => {
+                self.pos = start;
+                Ok(Some(false))
+            }
+        }
+    }
+
     /// A length-prefixed string's bytes (after its type byte).
     fn blob(&mut self) -> Result<Option<&'a [u8]>, Malformed> {
         let Some(len) = self.len()? else {
@@ -178,21 +192,14 @@ impl<'a> Cursor<'a> {
                 Some(n) => Value::Int(n),
                 None => return Ok(None),
             },
-            b'$' => {
-                let start = self.pos;
-                let Some(null) = self.len()? else {
-                    return Ok(None);
-                };
-                if null.is_none() {
-                    Value::Nil
-                } else {
-                    self.pos = start;
-                    match self.blob()? {
-                        Some(bytes) => Value::BulkString(bytes.to_vec()),
-                        None => return Ok(None),
-                    }
-                }
-            }
+            b'$' => match self.null_length()? {
+                None => return Ok(None),
+                Some(true) => Value::Nil,
+                Some(false) => match self.blob()? {
+                    Some(bytes) => Value::BulkString(bytes.to_vec()),
+                    None => return Ok(None),
+                },
+            },
             // A verbatim string keeps its `txt:` prefix; nothing the cache
             // asks for answers with one.
             b'=' => match self.blob()? {
@@ -221,22 +228,15 @@ impl<'a> Cursor<'a> {
                 Some(line) => Value::SimpleString(String::from_utf8_lossy(line).into_owned()),
                 None => return Ok(None),
             },
-            b'*' | b'~' => {
-                let start = self.pos;
-                let Some(null) = self.len()? else {
-                    return Ok(None);
-                };
-                if null.is_none() {
-                    Value::Nil
-                } else {
-                    self.pos = start;
-                    match self.aggregate_items(depth)? {
-                        Some(items) if kind == b'*' => Value::Array(items),
-                        Some(items) => Value::Set(items),
-                        None => return Ok(None),
-                    }
-                }
-            }
+            b'*' | b'~' => match self.null_length()? {
+                None => return Ok(None),
+                Some(true) => Value::Nil,
+                Some(false) => match self.aggregate_items(depth)? {
+                    Some(items) if kind == b'*' => Value::Array(items),
+                    Some(items) => Value::Set(items),
+                    None => return Ok(None),
+                },
+            },
             b'%' | b'|' => {
                 let Some(Some(len)) = self.len()? else {
                     return Ok(None);
