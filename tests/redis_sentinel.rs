@@ -1,18 +1,20 @@
 //! RedisStore behind Redis Sentinel: a real master, a replica and three
 //! sentinels on loopback; the master is killed and the store follows the
-//! replica that the sentinels promote.
+//! replica that the sentinels promote, or is demoted under the store's held
+//! connection and the store drops that connection.
 
 mod common;
 
 use std::io::ErrorKind;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use common::call;
 use common::redis::{app, free_port, RedisServer};
+use common::{call, Logs};
 use http::StatusCode;
-use sessio::{RedisStore, SessionLayer};
+use sessio::clock::ManualClock;
+use sessio::{Expiry, RedisStore, SessionLayer};
 use tokio::sync::Barrier;
 
 const SERVICE: &str = "sessio";
@@ -176,16 +178,122 @@ fn topology() -> (RedisServer, RedisServer, Vec<Sentinel>) {
     (master, replica, sentinels)
 }
 
-fn sentinel_app(sentinels: &[Sentinel]) -> axum::Router {
-    let store = RedisStore::builder()
+fn sentinel_store(sentinels: &[Sentinel]) -> RedisStore {
+    RedisStore::builder()
         .with_connect_timeout(Duration::from_millis(300))
         .with_command_timeout(Duration::from_millis(300))
         .connect_sentinel(sentinels.iter().map(Sentinel::url), SERVICE)
-        .expect("store");
+        .expect("store")
+}
+
+fn sentinel_app(sentinels: &[Sentinel]) -> axum::Router {
     app(
-        SessionLayer::new(store, common::key()),
+        SessionLayer::new(sentinel_store(sentinels), common::key()),
         Arc::new(Barrier::new(1)),
     )
+}
+
+/// [`sentinel_app`] with a 60 s inactivity expiry on `clock`: moved on by
+/// 40 s, a read is due a TTL refresh.
+fn clocked_sentinel_app(sentinels: &[Sentinel], clock: &ManualClock) -> axum::Router {
+    let layer = SessionLayer::builder(sentinel_store(sentinels), common::key())
+        .with_expiry(Expiry::OnInactivity(Duration::from_secs(60)))
+        .with_clock(clock.clone())
+        .build()
+        .expect("layer");
+    app(layer, Arc::new(Barrier::new(1)))
+}
+
+/// The ids of the normal clients of `server` that are neither a sentinel's
+/// (named `sentinel-…`), nor this `redis-cli`, nor the check redis-rs makes
+/// of a master before it connects (`ROLE`, then closed): the store's.
+fn store_clients(server: &RedisServer) -> Vec<u64> {
+    server
+        .cli(&["CLIENT", "LIST", "TYPE", "normal"])
+        .lines()
+        .filter_map(|line| {
+            let field = |name: &str| {
+                line.split(' ')
+                    .find_map(|f| f.strip_prefix(name)?.strip_prefix('='))
+            };
+            let theirs = field("name").is_some_and(|n| n.starts_with("sentinel-"))
+                || matches!(field("cmd"), Some("client|list" | "role"));
+            field("id").filter(|_| !theirs)?.parse().ok()
+        })
+        .collect()
+}
+
+/// The id of the one connection the store holds to `server`.
+fn store_client(server: &RedisServer) -> u64 {
+    match store_clients(server)[..] {
+        [id] => id,
+        ref ids => panic!(
+            "expected the store's one connection, found {ids:?}:\n{}",
+            server.cli(&["CLIENT", "LIST"])
+        ),
+    }
+}
+
+/// Waits (2 s at most, yielding to the store's tasks) until the store's
+/// connection `id` to `server` is closed.
+async fn wait_closed(server: &RedisServer, id: u64, after: &str) {
+    for _ in 0..100 {
+        if !store_clients(server).contains(&id) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "the store still holds its connection {id} to the demoted master 2 s after {after}:\n{}",
+        server.cli(&["CLIENT", "LIST"])
+    );
+}
+
+/// Demotes `master` as an operator's `REPLICAOF` would, to a port nobody
+/// listens on: it keeps its data and its clients, and answers writes with
+/// `READONLY`. The sentinels go on naming it: they call a master that reports
+/// itself a replica down only after `down-after-milliseconds` plus 20 s (two
+/// of their INFO periods), far longer than these tests keep it demoted.
+fn demote(master: &RedisServer, sentinels: &[Sentinel]) {
+    let nowhere = free_port().to_string();
+    assert_eq!(master.cli(&["REPLICAOF", "127.0.0.1", &nowhere]), "OK");
+    assert_eq!(info_field(master, "role").as_deref(), Some("slave"));
+    still_named(master, sentinels);
+}
+
+/// Asserts that the sentinels still name the [demoted](demote) `master`.
+fn still_named(master: &RedisServer, sentinels: &[Sentinel]) {
+    for s in sentinels {
+        assert_eq!(
+            s.master_port(),
+            Some(master.port()),
+            "a sentinel failed over while the master was demoted:\n{}",
+            s.log()
+        );
+    }
+}
+
+/// Undoes [`demote`]: the master takes writes again.
+fn promote_again(master: &RedisServer, sentinels: &[Sentinel]) {
+    still_named(master, sentinels);
+    assert_eq!(master.cli(&["REPLICAOF", "NO", "ONE"]), "OK");
+    assert_eq!(info_field(master, "role").as_deref(), Some("master"));
+}
+
+/// A failover by hand, `from` [demoted](demote): `to`, its replica, is
+/// promoted and the sentinels are told to watch it instead, at once. No
+/// sentinel sends `from` a `CLIENT KILL`, as their own failover would.
+fn hand_over(from: &RedisServer, to: &RedisServer, sentinels: &[Sentinel]) {
+    still_named(from, sentinels);
+    assert_eq!(to.cli(&["REPLICAOF", "NO", "ONE"]), "OK");
+    let port = to.port().to_string();
+    for s in sentinels {
+        let ok = Some("OK");
+        assert_eq!(s.try_cli(&["SENTINEL", "REMOVE", SERVICE]).as_deref(), ok);
+        let monitor = ["SENTINEL", "MONITOR", SERVICE, "127.0.0.1", &port, "2"];
+        assert_eq!(s.try_cli(&monitor).as_deref(), ok);
+        assert_eq!(s.master_port(), Some(to.port()));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -311,4 +419,116 @@ async fn a_manual_failover_moves_writes_to_the_new_master() {
     assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "\"grace\""));
     let keys: u64 = replica.cli(&["DBSIZE"]).parse().expect("DBSIZE");
     assert_eq!(keys, 1, "the write went to the new master");
+}
+
+// The master demoted under the store's held connection, its clients kept
+// (an operator's `REPLICAOF`, the sentinels not yet aware): the first write
+// gets `READONLY` on that connection and answers 503, and the store drops the
+// connection, so the next command asks the sentinels again. Once they name a
+// new master, the next write goes there, though the old one never closed the
+// store's connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_readonly_reply_drops_the_connection_and_the_next_write_finds_the_new_master() {
+    let (master, replica, sentinels) = topology();
+    let app = sentinel_app(&sentinels);
+    let r = call(&app, "/set?k=user&v=ada", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let cookie = r.cookie("__Host-id").expect("cookie");
+    assert_eq!(master.cli(&["WAIT", "1", "5000"]), "1");
+    let held = store_client(&master);
+
+    demote(&master, &sentinels);
+    let r = call(&app, "/get?k=user", Some(&cookie)).await;
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (StatusCode::OK, "\"ada\""),
+        "a read on the demoted master"
+    );
+    assert_eq!(
+        store_client(&master),
+        held,
+        "the demotion and a read kept the store's connection"
+    );
+    let r = call(&app, "/set?k=user&v=grace", Some(&cookie)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a write refused with READONLY"
+    );
+    assert!(r.set_cookies().is_empty(), "Set-Cookie on a 503");
+    wait_closed(&master, held, "a write got READONLY").await;
+
+    // Asked again, the sentinels name the demoted server, which redis-rs
+    // refuses (its `ROLE` is a replica's): until they name a master, every
+    // request that needs its session answers 503, reads included.
+    let r = call(&app, "/get?k=user", Some(&cookie)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a read, no master"
+    );
+    let r = call(&app, "/incr", None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "a create, no master"
+    );
+    assert!(r.set_cookies().is_empty(), "Set-Cookie on a 503");
+
+    hand_over(&master, &replica, &sentinels);
+    let r = call(&app, "/set?k=user&v=grace", Some(&cookie)).await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "the first write with a new master"
+    );
+    let r = call(&app, "/get?k=user", Some(&cookie)).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "\"grace\""));
+    assert_eq!(
+        replica.cli(&["DBSIZE"]),
+        "1",
+        "the new master has the session"
+    );
+    assert_eq!(
+        store_clients(&master),
+        Vec::<u64>::new(),
+        "the store left the old master"
+    );
+}
+
+// A read due a TTL refresh on the demoted master still answers: the refused
+// `PEXPIRE` is skipped with a WARN (as on a single node), and, a `READONLY`
+// reply like any other, drops the held connection.
+#[tokio::test]
+async fn a_read_due_a_refresh_answers_on_a_demoted_master_and_drops_the_connection() {
+    let (master, _replica, sentinels) = topology();
+    let clock = ManualClock::new(SystemTime::now());
+    let app = clocked_sentinel_app(&sentinels, &clock);
+    let r = call(&app, "/set?k=user&v=ada", None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let cookie = r.cookie("__Host-id").expect("cookie");
+    assert_eq!(master.cli(&["WAIT", "1", "5000"]), "1");
+    let held = store_client(&master);
+
+    demote(&master, &sentinels);
+    clock.advance(Duration::from_secs(40));
+    let (logs, guard) = Logs::capture();
+    let r = call(&app, "/get?k=user", Some(&cookie)).await;
+    drop(guard);
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (StatusCode::OK, "\"ada\""),
+        "a read due a refresh"
+    );
+    let text = logs.text();
+    assert!(
+        text.contains("WARN") && text.contains("refresh skipped"),
+        "no WARN for the skipped refresh:\n{text}"
+    );
+    wait_closed(&master, held, "a TTL refresh got READONLY").await;
+
+    promote_again(&master, &sentinels);
+    let r = call(&app, "/get?k=user", Some(&cookie)).await;
+    assert_eq!((r.status, r.body.as_str()), (StatusCode::OK, "\"ada\""));
+    assert_ne!(store_client(&master), held, "read on a new connection");
 }

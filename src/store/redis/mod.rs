@@ -157,7 +157,8 @@ use crate::id::IdGenerator;
 ///
 /// A Redis that is up but refuses writes for now (`OOM` at `maxmemory` with
 /// the `noeviction` policy, `MISCONF`, `NOREPLICAS`, `READONLY`) is
-/// unavailable too: requests that only read their session still succeed,
+/// unavailable too: requests that only read their session still succeed
+/// (behind Sentinel, until its first `READONLY` reply: see below), and
 /// those that change it get a 503 and nothing is written. A read that is due
 /// a rolling TTL refresh skips the refresh (a WARN event) and still answers;
 /// the record keeps the TTL it had. Other error replies
@@ -199,9 +200,12 @@ use crate::id::IdGenerator;
 /// a Redis that is down); then the store asks the Sentinels again and follows
 /// the new master, without a restart. A `READONLY` reply (an old master
 /// that came back as a replica) drops the connection, so the next command
-/// asks again. Replication is asynchronous and the store does not use
-/// `WAIT`: a write the old master acknowledged just before it died, and had
-/// not yet passed to a replica, is lost in the failover.
+/// asks again: while the Sentinels still name that server (demoted by hand,
+/// not yet noticed), it finds no master, and requests that need their
+/// session answer 503, reads included. Replication is asynchronous and the
+/// store does not use `WAIT`: a write the old master acknowledged just
+/// before it died, and had not yet passed to a replica, is lost in the
+/// failover.
 #[derive(Clone)]
 pub struct RedisStore {
     inner: Arc<Inner>,
