@@ -496,7 +496,7 @@ async fn a_readonly_reply_drops_the_connection_and_the_next_write_finds_the_new_
     );
 }
 
-// A read due a TTL refresh on the demoted master still answers: the refused
+// SECURITY J55: a read due a TTL refresh on the demoted master still answers: the refused
 // `PEXPIRE` is skipped with a WARN (as on a single node), and, a `READONLY`
 // reply like any other, drops the held connection.
 #[tokio::test]
