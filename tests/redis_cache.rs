@@ -184,6 +184,42 @@ async fn changes_by_an_uncached_writer_are_seen_within_100_ms() {
     );
 }
 
+// Concurrent loads share the cache's connection (pipelined): twenty first
+// loads at once all answer right, then from memory, and after B rewrites
+// every session, twenty concurrent next requests all see the new values.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_loads_share_the_connection_and_all_answer_right() {
+    let server = RedisServer::start();
+    let store_a = cached(&server, 100);
+    let a = instance(store_a.clone());
+    let b = instance(cached(&server, 100));
+    let mut cookies = Vec::new();
+    for i in 0..20 {
+        cookies.push(session(&b, &format!("u{i}")).await);
+    }
+    for (round, prefix) in [(0, "u"), (1, "u"), (2, "w")] {
+        if round == 2 {
+            for (i, cookie) in cookies.iter().enumerate() {
+                let r = call(&b, &format!("/set?k=user&v=w{i}"), Some(cookie)).await;
+                assert_eq!(r.status, StatusCode::OK);
+            }
+        }
+        let reads = cookies.iter().enumerate().map(|(i, cookie)| {
+            let (a, cookie) = (a.clone(), cookie.clone());
+            tokio::spawn(async move { (i, user(&a, &cookie).await) })
+        });
+        for read in reads.collect::<Vec<_>>() {
+            let (i, got) = read.await.expect("task");
+            assert_eq!(
+                got,
+                format!("\"{prefix}{i}\""),
+                "round {round}, session {i}"
+            );
+        }
+        assert_eq!(store_a.client_cache_len(), Some(20), "round {round}");
+    }
+}
+
 // A URL that asks for RESP2 is switched to RESP3: the cache still works.
 #[tokio::test]
 async fn a_second_read_of_a_cached_session_costs_no_round_trip() {

@@ -1,5 +1,5 @@
-//! The cache's own connection to Redis: RESP3, tracking on (`OPTIN`), read
-//! by whichever request holds it, never by a background task.
+//! The cache's own connection to Redis: RESP3, tracking on (`OPTIN`),
+//! pipelined, read by the requests that use it, never by a background task.
 //!
 //! That is what makes "a change is seen by the next request" hold: before a
 //! request answers from memory it reads, without waiting, whatever this
@@ -18,13 +18,15 @@
 //! `TcpStream::try_read` would answer "would block" from tokio's readiness
 //! flags without asking the kernel.
 
+use std::collections::VecDeque;
 use std::io::{self, Read};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use deadpool_redis::redis::{ConnectionAddr, ConnectionInfo, Value};
 use socket2::SockRef;
 use tokio::net::{TcpStream, UnixStream};
-use tokio::sync::{Mutex, MutexGuard};
+use tokio::sync::{oneshot, Mutex, MutexGuard};
 
 use super::resp::{self, Frame, Malformed};
 use super::ClientCache;
@@ -55,11 +57,27 @@ pub(super) struct Slot {
 }
 
 struct Conn {
-    socket: Socket,
+    /// Shared with the loads waiting for a reply, which wait for the socket
+    /// to become readable without holding the slot.
+    socket: Arc<Socket>,
     /// Bytes read and not yet parsed: at most part of one frame between
     /// uses.
     buf: Vec<u8>,
     generation: u64,
+    /// The loads sent and not yet answered, oldest first: Redis answers in
+    /// the order it was asked.
+    waiting: VecDeque<Waiter>,
+    /// `false` while a request is being written: a load cancelled half-way
+    /// through leaves the connection out of step, and the next user drops it.
+    in_step: bool,
+}
+
+/// A load waiting for its replies.
+struct Waiter {
+    want: usize,
+    replies: Vec<Reply>,
+    /// Dropped with the connection: the load then knows it is lost.
+    tx: oneshot::Sender<Vec<Reply>>,
 }
 
 enum Socket {
@@ -187,11 +205,14 @@ impl Link {
     /// the generation of the connection it came over. Every push read on
     /// the way is handed to `cache` first, in order.
     ///
-    /// A load is a read, so when a connection that was already open fails
-    /// it is sent once more on a new one.
+    /// Loads are pipelined: the request is written while holding `slot`,
+    /// which is then let go; while waiting, whichever load finds the socket
+    /// readable reads it for all of them, handing each its replies. A load
+    /// is a read, so when a connection that was already open fails it is
+    /// sent once more on a new one.
     pub(super) async fn load(
         &self,
-        slot: &mut Slot,
+        mut slot: MutexGuard<'_, Slot>,
         cache: &ClientCache,
         key: &str,
     ) -> Result<(Value, i64, u64), StoreError> {
@@ -199,34 +220,74 @@ impl Link {
         resp::command(&mut request, &[b"CLIENT", b"CACHING", b"YES"]);
         resp::command(&mut request, &[b"HGETALL", key.as_bytes()]);
         resp::command(&mut request, &[b"PTTL", key.as_bytes()]);
+        let mut may_resend = true;
         loop {
+            if let Some(g) = slot
+                .conn
+                .as_ref()
+                .filter(|c| !c.in_step)
+                .map(|c| c.generation)
+            {
+                slot.lost(g, cache, &LinkError::Unasked);
+            }
             let reused = slot.conn.is_some();
-            // Taken out while in use: a request cancelled half-way drops it
-            // with whatever it was in the middle of.
-            let mut conn = match slot.conn.take() {
-                Some(conn) => conn,
-                None => self.dial(slot, cache).await?,
+            if !reused {
+                let conn = self.dial(&mut slot, cache).await?;
+                slot.conn = Some(conn);
+            }
+            let Some(conn) = slot.conn.as_mut() else {
+                return Err(StoreError::unavailable(LinkError::Closed));
             };
-            let sent =
-                tokio::time::timeout(self.timeouts.command, conn.exchange(&request, 3, cache))
-                    .await;
-            let replies = match sent {
-                Ok(Ok(replies)) => replies,
+            let (generation, socket) = (conn.generation, conn.socket.clone());
+            conn.in_step = false;
+            let written =
+                tokio::time::timeout(self.timeouts.command, conn.write_all(&request)).await;
+            let rx = match written {
+                Ok(Ok(())) => {
+                    let (tx, rx) = oneshot::channel();
+                    conn.in_step = true;
+                    conn.waiting.push_back(Waiter {
+                        want: 3,
+                        replies: Vec::with_capacity(3),
+                        tx,
+                    });
+                    rx
+                }
                 Ok(Err(err)) => {
-                    cache.flush();
-                    if reused {
-                        tracing::debug!(error = %err, "client cache connection lost; dialling again");
+                    slot.lost(generation, cache, &err);
+                    if reused && std::mem::take(&mut may_resend) {
                         continue;
                     }
                     return Err(StoreError::unavailable(err));
                 }
                 Err(_elapsed) => {
-                    cache.flush();
+                    slot.lost(generation, cache, &LinkError::Closed);
                     return Err(StoreError::unavailable(Failure::CommandTimeout));
                 }
             };
-            let generation = conn.generation;
-            slot.conn = Some(conn);
+            drop(slot);
+            let answered = tokio::time::timeout(
+                self.timeouts.command,
+                self.wait(rx, &socket, generation, cache),
+            )
+            .await;
+            let replies = match answered {
+                Ok(Some(replies)) => replies,
+                // The connection was dropped before the replies came.
+                Ok(None) => {
+                    if reused && std::mem::take(&mut may_resend) {
+                        slot = self.lock().await;
+                        continue;
+                    }
+                    return Err(StoreError::unavailable(LinkError::Closed));
+                }
+                Err(_elapsed) => {
+                    self.lock()
+                        .await
+                        .lost(generation, cache, &LinkError::Closed);
+                    return Err(StoreError::unavailable(Failure::CommandTimeout));
+                }
+            };
             let mut replies = replies.into_iter();
             let (Some(caching), Some(hash), Some(pttl)) =
                 (replies.next(), replies.next(), replies.next())
@@ -239,6 +300,30 @@ impl Link {
                 _ => return Err(StoreError::backend(Failure::UnexpectedReply)),
             };
             return Ok((hash, pttl, generation));
+        }
+    }
+
+    /// Waits for `rx`'s replies, reading the socket whenever it is readable
+    /// (for every load waiting on it); `None` when the connection went.
+    async fn wait(
+        &self,
+        mut rx: oneshot::Receiver<Vec<Reply>>,
+        socket: &Socket,
+        generation: u64,
+        cache: &ClientCache,
+    ) -> Option<Vec<Reply>> {
+        loop {
+            tokio::select! {
+                biased;
+                replies = &mut rx => return replies.ok(),
+                ready = socket.readable() => {
+                    let mut slot = self.lock().await;
+                    match ready {
+                        Ok(()) => slot.pump(generation, cache),
+                        Err(err) => slot.lost(generation, cache, &err.into()),
+                    }
+                }
+            }
         }
     }
 
@@ -255,9 +340,11 @@ impl Link {
                 Addr::Unix(path) => Socket::Unix(UnixStream::connect(path).await?),
             };
             let mut conn = Conn {
-                socket,
+                socket: Arc::new(socket),
                 buf: Vec::with_capacity(4096),
                 generation,
+                waiting: VecDeque::new(),
+                in_step: true,
             };
             for reply in conn
                 .exchange(&self.hello, self.hello_replies, cache)
@@ -277,21 +364,50 @@ impl Link {
 
 impl Slot {
     /// Reads whatever the socket holds now, without waiting, and hands its
-    /// pushes to `cache`; the connection's generation when it is alive and
-    /// nothing is left half-read (an invalidation may be on its way), else
-    /// `None`: the request must not answer from memory. A connection found
-    /// closed or out of step is dropped, and the cache emptied.
+    /// pushes to `cache` (and replies to the loads waiting for them); the
+    /// connection's generation when it is alive and nothing is left
+    /// half-read (an invalidation may be on its way), else `None`: the
+    /// request must not answer from memory. A connection found closed or out
+    /// of step is dropped, and the cache emptied.
     pub(super) fn catch_up(&mut self, cache: &ClientCache) -> Option<u64> {
         let conn = self.conn.as_mut()?;
-        match conn.catch_up(cache) {
-            Ok(true) => Some(conn.generation),
-            Ok(false) => None,
+        let generation = conn.generation;
+        if !conn.in_step {
+            self.lost(generation, cache, &LinkError::Unasked);
+            return None;
+        }
+        match conn.drain(cache, true) {
+            Ok(()) if conn.buf.is_empty() => Some(generation),
+            Ok(()) => None,
             Err(err) => {
-                tracing::debug!(error = %err, "client cache connection lost");
-                self.conn = None;
-                cache.flush();
+                self.lost(generation, cache, &err);
                 None
             }
+        }
+    }
+
+    /// Reads what the socket holds for connection `generation`, if that is
+    /// still the one: the waiting loads' turn to read.
+    fn pump(&mut self, generation: u64, cache: &ClientCache) {
+        let Some(conn) = self.conn.as_mut().filter(|c| c.generation == generation) else {
+            return;
+        };
+        if let Err(err) = conn.drain(cache, false) {
+            self.lost(generation, cache, &err);
+        }
+    }
+
+    /// Drops connection `generation` (if it is still the one), and with it
+    /// the loads waiting on it; nothing it loaded is served again.
+    fn lost(&mut self, generation: u64, cache: &ClientCache, err: &LinkError) {
+        if self
+            .conn
+            .as_ref()
+            .is_some_and(|c| c.generation == generation)
+        {
+            tracing::debug!(error = %err, "client cache connection lost");
+            self.conn = None;
+            cache.flush();
         }
     }
 }
@@ -318,20 +434,40 @@ impl Conn {
         Ok(replies)
     }
 
-    /// See [`Slot::catch_up`]: `Ok(true)` when all that arrived was whole.
-    fn catch_up(&mut self, cache: &ClientCache) -> Result<bool, LinkError> {
+    /// Reads until the socket has nothing more, routing every whole frame:
+    /// pushes to `cache`, replies to the oldest waiting load. `now`: a plain
+    /// `read(2)` (see the module docs), else tokio's, which also tells
+    /// tokio the socket is drained.
+    fn drain(&mut self, cache: &ClientCache, now: bool) -> Result<(), LinkError> {
         let mut chunk = [0u8; 4096];
         loop {
             while let Some(frame) = self.next_frame()? {
-                match frame {
-                    Frame::Push(items) => cache.on_push(&items),
-                    _ => return Err(LinkError::Unasked),
+                let reply = match frame {
+                    Frame::Push(items) => {
+                        cache.on_push(&items);
+                        continue;
+                    }
+                    Frame::Reply(v) => Ok(v),
+                    Frame::Error(e) => Err(e),
+                };
+                let waiter = self.waiting.front_mut().ok_or(LinkError::Unasked)?;
+                waiter.replies.push(reply);
+                if waiter.replies.len() == waiter.want {
+                    if let Some(done) = self.waiting.pop_front() {
+                        // A load that gave up (cancelled) no longer listens.
+                        let _ = done.tx.send(done.replies);
+                    }
                 }
             }
-            match self.socket.read_now(&mut chunk) {
+            let read = if now {
+                self.socket.read_now(&mut chunk)
+            } else {
+                self.socket.try_read(&mut chunk)
+            };
+            match read {
                 Ok(0) => return Err(LinkError::Closed),
                 Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(self.buf.is_empty()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
             }

@@ -10,10 +10,11 @@
 //! to run, which can be after the next request.
 //!
 //! How an entry stays correct:
-//! - loads go over the cache's one connection, which a request holds while
-//!   it uses it; before answering from memory a request reads whatever that
-//!   connection has received and applies its invalidations (see [`link`]
-//!   for why that sees every change acknowledged before the request came);
+//! - loads go over the cache's one connection, pipelined, read by the
+//!   requests themselves (no task owns it); before answering from memory a
+//!   request reads whatever that connection has received and applies its
+//!   invalidations (see [`link`] for why that sees every change
+//!   acknowledged before the request came);
 //! - a load first leaves a placeholder under its key, then sends
 //!   `CLIENT CACHING YES`, `HGETALL`, `PTTL` in one write; it stores what
 //!   came back only if its placeholder is still there. Redis queues an
@@ -334,8 +335,7 @@ impl RedisStore {
         }
         let pending = cache.begin(&key);
         let sent = Instant::now();
-        let (reply, pttl, generation) = tracking.link.load(&mut slot, cache, &key).await?;
-        drop(slot);
+        let (reply, pttl, generation) = tracking.link.load(slot, cache, &key).await?;
         let record = format::decode(reply).map_err(|f| match f {
             Failure::Corrupt => StoreError::unreadable(f),
             f => StoreError::backend(f),
