@@ -67,6 +67,27 @@ async fn null_values_are_kept_and_objects_replaced() {
     sql_scenarios::too_deep_values_are_refused_at_save(&store).await;
 }
 
+// SECURITY J48: SqlStore's record size limit on PostgreSQL: a save over it
+// is a 500 with no Set-Cookie, the rows are unchanged and the session goes on
+// working; a save under it is stored.
+#[tokio::test]
+async fn records_over_the_size_limit_are_refused() {
+    let server = PgServer::start();
+    let (store, pool) = store(&server).await;
+    let pool = &pool;
+    let rows = move || async move {
+        let all: Vec<String> = sessio::store::sqlx::query_scalar(
+            "SELECT id_hash || ' ' || data::text || ' ' || expires::text \
+             FROM sessio_sessions ORDER BY id_hash",
+        )
+        .fetch_all(pool)
+        .await
+        .unwrap();
+        all
+    };
+    sql_scenarios::size_limit::records_over_the_size_limit_are_refused(&store, rows).await;
+}
+
 #[tokio::test]
 async fn expired_rows_are_absent_deleted_on_read_and_swept() {
     let server = PgServer::start();

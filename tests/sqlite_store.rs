@@ -348,3 +348,36 @@ async fn a_listing_holds_the_user_keys_only_oldest_first() {
     let (store, _) = store(&dir).await;
     sql_scenarios::users::listing_holds_user_keys_only_oldest_first(store).await;
 }
+
+/// Every row of the default table, raw (hash, data, expiry), in hash order.
+async fn raw_rows(pool: &SqlitePool) -> Vec<String> {
+    sessio::store::sqlx::query_scalar(
+        "SELECT id_hash || ' ' || data || ' ' || expires FROM sessio_sessions ORDER BY id_hash",
+    )
+    .fetch_all(pool)
+    .await
+    .unwrap()
+}
+
+// SECURITY J48: SqlStore's record size limit on SQLite, in a file and in
+// memory: a save over it is a 500 with no Set-Cookie, the rows are unchanged
+// and the session goes on working; a save under it is stored.
+#[tokio::test]
+async fn records_over_the_size_limit_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, pool) = store(&dir).await;
+    let rows = || raw_rows(&pool);
+    sql_scenarios::size_limit::records_over_the_size_limit_are_refused(&store, rows).await;
+
+    let memory = SqlitePoolOptions::new()
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .connect("sqlite::memory:")
+        .await
+        .unwrap();
+    let store = SqlStore::sqlite(memory.clone());
+    store.migrate().await.unwrap();
+    let rows = || raw_rows(&memory);
+    sql_scenarios::size_limit::records_over_the_size_limit_are_refused(&store, rows).await;
+}

@@ -18,6 +18,7 @@ use sessio::{Id, Session, SessionLayer, SqlStore};
 
 use crate::common::{call, key};
 
+pub mod size_limit;
 pub mod users;
 
 pub fn expires_in(secs: u64) -> Deadline {
@@ -36,7 +37,7 @@ pub fn record(pairs: &[(&str, Value)]) -> Record {
 /// - `/set?k=&v=` sets `k` to the JSON `v`;
 /// - `/get?k=` answers the value's JSON, or `none`;
 /// - `/count?n=` answers how many of `k0`..`k{n-1}` hold their own index;
-/// - `/delete?k=`, `/cycle`.
+/// - `/delete?k=`, `/cycle`, `/cycle-set?k=&v=` (cycles the id, then sets).
 pub fn app(store: SqlStore) -> Router {
     type Q = Query<HashMap<String, String>>;
     Router::new()
@@ -78,6 +79,15 @@ pub fn app(store: SqlStore) -> Router {
             "/cycle",
             get(|s: Session| async move {
                 s.cycle_id().unwrap();
+                "cycled"
+            }),
+        )
+        .route(
+            "/cycle-set",
+            get(|s: Session, Query(q): Q| async move {
+                s.cycle_id().unwrap();
+                let v: Value = serde_json::from_str(&q["v"]).unwrap();
+                s.set(&q["k"], v).unwrap();
                 "cycled"
             }),
         )

@@ -48,6 +48,7 @@ struct Inner {
     table: Table,
     sweep_batch: u32,
     ids: Arc<IdGenerator>,
+    max_record: Option<usize>,
 }
 
 enum Backend {
@@ -152,12 +153,19 @@ impl SqlStore {
                 table,
                 sweep_batch: DEFAULT_SWEEP_BATCH,
                 ids: Arc::new(Id::generate),
+                max_record: None,
             }),
         }
     }
 
     /// Rebuilds the store with a change to its settings, keeping the pool.
-    fn with(self, table: Table, sweep_batch: u32, ids: Arc<IdGenerator>) -> Self {
+    fn with(
+        self,
+        table: Table,
+        sweep_batch: u32,
+        ids: Arc<IdGenerator>,
+        max_record: Option<usize>,
+    ) -> Self {
         let backend = match &self.inner.backend {
             #[cfg(feature = "postgres")]
             Backend::Postgres(b) => {
@@ -174,6 +182,7 @@ impl SqlStore {
                 table,
                 sweep_batch,
                 ids,
+                max_record,
             }),
         }
     }
@@ -189,8 +198,9 @@ impl SqlStore {
     /// accepted.
     pub fn with_table_name(self, name: &str) -> Result<Self, ConfigError> {
         let table = Table::parse(name)?;
-        let (batch, ids) = (self.inner.sweep_batch, self.inner.ids.clone());
-        Ok(self.with(table, batch, ids))
+        let i = &self.inner;
+        let (batch, ids, max) = (i.sweep_batch, i.ids.clone(), i.max_record);
+        Ok(self.with(table, batch, ids, max))
     }
 
     /// The most expired rows one sweep ([`delete_expired`](Self::delete_expired),
@@ -199,8 +209,44 @@ impl SqlStore {
     /// at least 1.
     #[must_use]
     pub fn with_sweep_batch(self, rows: u32) -> Self {
-        let (table, ids) = (self.inner.table.clone(), self.inner.ids.clone());
-        self.with(table, rows.max(1), ids)
+        let i = &self.inner;
+        let (table, ids, max) = (i.table.clone(), i.ids.clone(), i.max_record);
+        self.with(table, rows.max(1), ids, max)
+    }
+
+    /// The largest record a save may write, in bytes of its JSON (as
+    /// gorilla's `MaxLength`, and measured as the memory and Redis stores
+    /// measure it). A create, update or rotation whose copy of the session is
+    /// larger fails with [`StoreError::TooLarge`] before any statement is
+    /// sent, so the stored row stays as it was; the layer answers 500
+    /// without a `Set-Cookie`. Default none.
+    ///
+    /// ```
+    /// # #[cfg(feature = "sqlite")]
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use sessio::store::{Deadline, Record, Store, StoreError};
+    /// use sessio::SqlStore;
+    ///
+    /// # let pool = sessio::store::sqlx::sqlite::SqlitePoolOptions::new().max_connections(1)
+    /// #     .idle_timeout(None).max_lifetime(None).connect("sqlite::memory:").await?;
+    /// let store = SqlStore::sqlite(pool).with_max_record_size(16 * 1024);
+    /// # store.migrate().await?;
+    /// # let ttl = std::time::Duration::from_secs(60);
+    /// # let expires = Deadline::new(std::time::SystemTime::now() + ttl, ttl);
+    /// let mut big = Record::new();
+    /// big.insert("notes", "x".repeat(20_000).into());
+    /// let refused = store.create(&big, expires).await;
+    /// assert!(matches!(refused, Err(StoreError::TooLarge { limit: 16384, .. })));
+    /// # Ok(()) }
+    /// # #[cfg(not(feature = "sqlite"))]
+    /// # fn main() {}
+    /// ```
+    #[must_use]
+    pub fn with_max_record_size(self, bytes: usize) -> Self {
+        let i = &self.inner;
+        let (table, batch, ids) = (i.table.clone(), i.sweep_batch, i.ids.clone());
+        self.with(table, batch, ids, Some(bytes))
     }
 
     /// Replaces the id generator. Meant for tests that force id collisions;
@@ -209,8 +255,9 @@ impl SqlStore {
     #[cfg_attr(docsrs, doc(cfg(feature = "test-util")))]
     #[must_use]
     pub fn with_id_generator(self, ids: impl Fn() -> Id + Send + Sync + 'static) -> Self {
-        let (table, batch) = (self.inner.table.clone(), self.inner.sweep_batch);
-        self.with(table, batch, Arc::new(ids))
+        let i = &self.inner;
+        let (table, batch, max) = (i.table.clone(), i.sweep_batch, i.max_record);
+        self.with(table, batch, Arc::new(ids), max)
     }
 
     /// The session table's name, as given.
@@ -221,6 +268,12 @@ impl SqlStore {
     /// The most rows one sweep deletes.
     pub fn sweep_batch(&self) -> u32 {
         self.inner.sweep_batch
+    }
+
+    /// The largest record a save may write, in bytes of JSON; `None` (the
+    /// default) for no limit.
+    pub fn max_record_size(&self) -> Option<usize> {
+        self.inner.max_record
     }
 
     /// The SQL [`migrate`](Self::migrate) runs, for teams that run their own
@@ -262,6 +315,19 @@ impl SqlStore {
         Sweeper::spawn(self.clone(), every)
     }
 
+    /// SECURITY J48: the request's copy of the record within the size
+    /// limit, checked before any statement, so nothing is written.
+    fn check_size(&self, record: &Record) -> Result<(), StoreError> {
+        let Some(limit) = self.inner.max_record else {
+            return Ok(());
+        };
+        let size = serde_json::to_vec(record).map_or(usize::MAX, |v| v.len());
+        if size > limit {
+            return Err(StoreError::TooLarge { size, limit });
+        }
+        Ok(())
+    }
+
     fn kind(&self) -> &'static str {
         match &self.inner.backend {
             #[cfg(feature = "postgres")]
@@ -275,6 +341,7 @@ impl SqlStore {
 impl Store for SqlStore {
     async fn create(&self, record: &Record, expires: Deadline) -> Result<String, StoreError> {
         let data = format::encode(record)?;
+        self.check_size(record)?;
         let ids = &*self.inner.ids;
         on_backend!(self, b => b.create(&data, expires, ids).await)
     }
@@ -301,6 +368,7 @@ impl Store for SqlStore {
             return Ok(Updated::Gone);
         }
         let patch = Patch::new(record, changes)?;
+        self.check_size(record)?;
         let key = storage_key("", value);
         let merged = on_backend!(self, b => b.update(&key, &patch, expires).await)?;
         Ok(match merged {
@@ -323,6 +391,7 @@ impl Store for SqlStore {
             return Ok(Updated::Gone);
         }
         let patch = Patch::new(record, changes)?;
+        self.check_size(record)?;
         let key = storage_key("", old);
         let ids = &*self.inner.ids;
         // SECURITY I39: the move happens only if the old row is live, atomically.
@@ -354,6 +423,7 @@ impl fmt::Debug for SqlStore {
             .field("backend", &self.kind())
             .field("table", &self.table_name())
             .field("sweep_batch", &self.inner.sweep_batch)
+            .field("max_record_size", &self.inner.max_record)
             .field("pool_size", &size)
             .field("pool_idle", &idle)
             .finish_non_exhaustive()
