@@ -174,7 +174,7 @@ impl RedisStoreBuilder {
             )
             .into());
         }
-        self.finish(Backend::single(pool), None)
+        self.into_store(Backend::single(pool), None)
     }
 
     /// The store on the Redis at `url`, over a new pool that connects lazily.
@@ -205,14 +205,14 @@ impl RedisStoreBuilder {
         let pool = pool
             .build()
             .map_err(|e| Error::from(StoreError::backend(e)))?;
-        self.finish(Backend::single(pool), cache)
+        self.into_store(Backend::single(pool), cache)
     }
 
     /// The store over a Redis Cluster `pool`. Fails only for a zero timeout.
     #[cfg(feature = "redis-cluster")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
     pub fn build_cluster(self, pool: deadpool_redis::cluster::Pool) -> Result<RedisStore, Error> {
-        self.finish(Backend::cluster(pool), None)
+        self.into_store(Backend::cluster(pool), None)
     }
 
     /// The store on the Redis Cluster reached through any of `urls`, over a
@@ -267,7 +267,7 @@ impl RedisStoreBuilder {
     #[cfg(feature = "redis-sentinel")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-sentinel")))]
     pub fn build_sentinel(self, pool: deadpool_redis::sentinel::Pool) -> Result<RedisStore, Error> {
-        self.finish(Backend::sentinel(pool), None)
+        self.into_store(Backend::sentinel(pool), None)
     }
 
     /// The store on the master that the Sentinels at `sentinels` (URLs such
@@ -304,11 +304,8 @@ impl RedisStoreBuilder {
         self.build_sentinel(pool)
     }
 
-    pub(super) fn finish(
-        self,
-        backend: Backend,
-        cache: Option<Tracking>,
-    ) -> Result<RedisStore, Error> {
+    /// Checks the settings against `backend` and makes the store.
+    fn into_store(self, backend: Backend, cache: Option<Tracking>) -> Result<RedisStore, Error> {
         super::cache::check(&self, &backend)?;
         if self.timeouts.connect.is_zero() {
             return Err(ConfigError::ZeroDuration("the redis connect timeout").into());

@@ -168,9 +168,9 @@ async fn run<P: Source, T: FromRedisValue + Send + 'static>(
         tracing::debug!("redis connection closed while idle; dialling again");
         let mut shared = dial(holder, timeouts).await?;
         let (result, _) = send(timeouts, &mut shared.conn, request).await;
-        return finish(result, shared);
+        return release_or_discard(result, shared);
     }
-    finish(result, shared)
+    release_or_discard(result, shared)
 }
 
 /// How long without a command before one yields to the connection's task
@@ -217,7 +217,10 @@ async fn send<C: ConnectionLike + Send, T: FromRedisValue + Send + 'static>(
 /// The outcome of [`send`]; the connection stays shared unless the command
 /// was cut off, the connection itself failed, or (Sentinel) it no longer
 /// points at the master.
-fn finish<P: Source, T>(result: Outcome<T>, shared: Shared<P>) -> Result<T, StoreError> {
+fn release_or_discard<P: Source, T>(
+    result: Outcome<T>,
+    shared: Shared<P>,
+) -> Result<T, StoreError> {
     match result {
         Ok(Ok(value)) => {
             shared.release();
