@@ -46,9 +46,8 @@ impl Backend {
 /// A trait, not an enum: `run` is then compiled once per kind, and a plain
 /// command's future (every load) is not sized for a script call's, which
 /// can reload the script and retry. That keeps a Redis load's boxed future
-/// under 1 KiB, where the allocator serves it from its per-thread cache
-/// (perf showed glibc's large-chunk path, `malloc_consolidate` and
-/// `unlink_chunk`, on every read when it was 1.2 KiB).
+/// under 1 KiB, small enough for the allocator's per-thread cache rather
+/// than its slower large-chunk path (measurements in BENCHMARKS.md).
 pub(super) trait Call: Sync {
     fn call<'a, C, T>(
         &'a self,
