@@ -161,6 +161,11 @@ impl<St: Store> SessionLayerBuilder<St> {
     /// advertise the framework, and with the prefix a sibling subdomain
     /// cannot plant a cookie the host takes for its own. `__Host-` and
     /// `__Secure-` prefix rules are checked by `build`, ignoring case.
+    ///
+    /// **Migration** from versions whose default name was `id`: a browser's
+    /// old `id` cookie is no longer read, so its holder starts a fresh
+    /// session (no error). To carry those sessions over, keep the old name
+    /// with `with_cookie_name("id")` until they have expired, then switch.
     #[must_use]
     pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
         self.names = Some(vec![name.into()]);
