@@ -255,9 +255,9 @@ impl<St: Store> SessionLayerBuilder<St> {
 
     /// Whether a response made from a loaded, non-empty session gets
     /// `Cache-Control: private` (a handler's `public` or `s-maxage` is
-    /// replaced) and `Vary: Cookie`, so a config cache never hands one
+    /// replaced) and `Vary: Cookie`, so a shared cache never hands one
     /// visitor's page to the next. Default on. Responses that set the session
-    /// cookie are `no-store` for config caches whatever this says.
+    /// cookie are `no-store` for shared caches whatever this says.
     #[must_use]
     pub fn with_private_responses(mut self, private: bool) -> Self {
         self.private = private;
