@@ -1,4 +1,4 @@
-//! The seed's first example: a per-session counter.
+//! A per-session counter: the smallest complete app.
 //!
 //! ```sh
 //! cargo run --example counter            # memory store on port 3000

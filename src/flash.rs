@@ -40,21 +40,44 @@ fn key(category: &str) -> String {
 impl Session {
     /// Adds a flash message to the default category (keeping the newest
     /// [`MAX_FLASHES`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialize`] when `value` cannot be serialized;
+    /// [`Error::NotLoaded`] before the session is loaded.
     pub fn add_flash(&self, value: impl Serialize) -> Result<(), Error> {
         self.push_list(DEFAULT_KEY, value, MAX_FLASHES)
     }
 
-    /// Adds a flash message to `category`.
+    /// Adds a flash message to `category` (keeping the newest
+    /// [`MAX_FLASHES`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Serialize`] when `value` cannot be serialized;
+    /// [`Error::NotLoaded`] before the session is loaded.
     pub fn add_flash_to(&self, category: &str, value: impl Serialize) -> Result<(), Error> {
         self.push_list(&key(category), value, MAX_FLASHES)
     }
 
     /// Takes the flash messages of the default category, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoaded`] before the session is loaded;
+    /// [`Error::Deserialize`] when a message is not a `T` (the messages then
+    /// stay in the session).
     pub fn flashes<T: DeserializeOwned>(&self) -> Result<Vec<T>, Error> {
         self.take_list(DEFAULT_KEY)
     }
 
     /// Takes the flash messages of `category`, oldest first.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoaded`] before the session is loaded;
+    /// [`Error::Deserialize`] when a message is not a `T` (the messages then
+    /// stay in the session).
     pub fn flashes_from<T: DeserializeOwned>(&self, category: &str) -> Result<Vec<T>, Error> {
         self.take_list(&key(category))
     }

@@ -161,6 +161,11 @@ impl<St: Store> SessionLayerBuilder<St> {
     /// advertise the framework, and with the prefix a sibling subdomain
     /// cannot plant a cookie the host takes for its own. `__Host-` and
     /// `__Secure-` prefix rules are checked by `build`, ignoring case.
+    ///
+    /// **Migration** from versions whose default name was `id`: a browser's
+    /// old `id` cookie is no longer read, so its holder starts a fresh
+    /// session (no error). To carry those sessions over, keep the old name
+    /// with `with_cookie_name("id")` until they have expired, then switch.
     #[must_use]
     pub fn with_cookie_name(mut self, name: impl Into<String>) -> Self {
         self.names = Some(vec![name.into()]);
@@ -250,9 +255,9 @@ impl<St: Store> SessionLayerBuilder<St> {
 
     /// Whether a response made from a loaded, non-empty session gets
     /// `Cache-Control: private` (a handler's `public` or `s-maxage` is
-    /// replaced) and `Vary: Cookie`, so a config cache never hands one
+    /// replaced) and `Vary: Cookie`, so a shared cache never hands one
     /// visitor's page to the next. Default on. Responses that set the session
-    /// cookie are `no-store` for config caches whatever this says.
+    /// cookie are `no-store` for shared caches whatever this says.
     #[must_use]
     pub fn with_private_responses(mut self, private: bool) -> Self {
         self.private = private;

@@ -154,8 +154,13 @@ impl Session {
     }
 
     /// Removes `key` and returns its value, deserialized (tower-sessions'
-    /// `remove`). A value that does not deserialize into `T` is an error and
-    /// stays in the session.
+    /// `remove`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoaded`] before the session is loaded;
+    /// [`Error::Deserialize`] when the value is not a `T` (it then stays in
+    /// the session).
     pub fn remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         let mut st = self.loaded_state()?;
         let Some(v) = st.data().get(key) else {
@@ -167,6 +172,10 @@ impl Session {
     }
 
     /// `true` when the session holds `key`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoaded`] before the session is loaded.
     pub fn contains_key(&self, key: &str) -> Result<bool, Error> {
         Ok(self.loaded_state()?.data().get(key).is_some())
     }
@@ -174,6 +183,10 @@ impl Session {
     /// The keys the session holds, in no particular order (actix's
     /// `entries`, gorilla's `Values`); reserved keys (`_flash…`, `_csrf`)
     /// included.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoaded`] before the session is loaded.
     pub fn keys(&self) -> Result<Vec<String>, Error> {
         let st = self.loaded_state()?;
         Ok(st.data().iter().map(|(k, _)| k.to_owned()).collect())
@@ -181,6 +194,13 @@ impl Session {
 
     /// Replaces the value under `key` with `f(old)`; does nothing when the
     /// key is absent. Returns the new value.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoaded`] before the session is loaded;
+    /// [`Error::Deserialize`] when the old value is not a `T`;
+    /// [`Error::Serialize`] when the new one cannot be serialized. Either
+    /// way the session is left as it was.
     pub fn update<T, F>(&self, key: &str, f: F) -> Result<Option<T>, Error>
     where
         T: DeserializeOwned + Serialize,
@@ -198,6 +218,13 @@ impl Session {
 
     /// Replaces the value under `key` with `f(old)`, or sets `default` when
     /// the key is absent. Returns the new value.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoaded`] before the session is loaded;
+    /// [`Error::Deserialize`] when the old value is not a `T`;
+    /// [`Error::Serialize`] when the new one cannot be serialized. Either
+    /// way the session is left as it was.
     ///
     /// ```
     /// # fn demo(session: sessio::Session) -> Result<(), sessio::Error> {
@@ -226,6 +253,10 @@ impl Session {
     /// Deleting keys one by one instead keeps a concurrent request's other
     /// keys: the record is deleted only when the store's merged record is
     /// empty.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoaded`] before the session is loaded.
     pub fn clear(&self) -> Result<(), Error> {
         self.loaded_state()?.clear();
         Ok(())
@@ -235,10 +266,6 @@ impl Session {
     /// and its cookie stops working. Call it when privileges change (login) to
     /// prevent session fixation.
     ///
-    /// # Errors
-    ///
-    /// [`Error::NotLoaded`] before the session is loaded.
-    ///
     /// The move happens when the response goes out (or at [`save`](Self::save)),
     /// only if the old record still exists: a request that loaded the session
     /// before a concurrent logout does not bring it back. The CSRF token (the
@@ -246,6 +273,10 @@ impl Session {
     /// work after it; the next [`csrf_token`](crate::csrf::csrf_token) makes a
     /// new one. If the handler answers with a 5xx, the old record is still
     /// deleted, and nothing is written under the new id.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotLoaded`] before the session is loaded.
     pub fn cycle_id(&self) -> Result<(), Error> {
         self.loaded_state()?.cycle_id();
         Ok(())

@@ -24,7 +24,7 @@ async fn memory_store_keeps_the_user_index_contract() {
 async fn cookie_store_passes_the_conformance_suite() {
     use sessio::CookieStore;
     for store in [CookieStore::new(), CookieStore::signed_only()] {
-        let report = Suite::new(store).client_side().run().await;
+        let report = Suite::new(store).with_client_side().run().await;
         // The twelve scenarios that need a server-side record are skipped;
         // counting both sides catches a scenario silently dropped.
         assert_eq!(report.passed(), 9, "{store:?}");

@@ -178,7 +178,7 @@ fn plan_way_out<St: Store, B: Default + Send + 'static>(
 }
 
 /// Appends each session's pending `Set-Cookie` headers. A response that sets
-/// one is never stored by a config cache: `Cache-Control: no-store` unless the
+/// one is never stored by a shared cache: `Cache-Control: no-store` unless the
 /// handler set its own, and a handler's `public` or `s-maxage` becomes
 /// `private, no-store`. With `private`, a response made from a loaded,
 /// non-empty session gets `Cache-Control: private` (or loses its `public`).
@@ -216,7 +216,7 @@ fn write_cookies<B>(sessions: &[Session], mut res: Response<B>, private: bool) -
     if !wrote {
         headers.reserve(2);
     }
-    // SECURITY J53: never cacheable by a config cache. One look-up each for
+    // SECURITY J53: never cacheable by a shared cache. One look-up each for
     // `Cache-Control` and `Vary`, whether or not the handler set them.
     let (fresh, narrowed) = if wrote {
         ("no-store", "private, no-store")
@@ -255,7 +255,7 @@ fn write_cookies<B>(sessions: &[Session], mut res: Response<B>, private: bool) -
     res
 }
 
-/// `true` when a `Cache-Control` value lets a config cache store the response.
+/// `true` when a `Cache-Control` value lets a shared cache store the response.
 fn allows_shared_cache(value: &str) -> bool {
     value.split(',').any(|d| {
         let d = d.trim();

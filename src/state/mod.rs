@@ -4,7 +4,7 @@
 //! loading picks the first candidate with a live record, or starts a fresh
 //! session ([`State::accept`], [`State::start_fresh`]); handler operations
 //! change data, settings and lifecycle; on the way out [`State::plan`] decides
-//! what goes to the store and which `Set-Cookie` headers go out, the engine
+//! what goes to the store and which `Set-Cookie` headers go out, the layer
 //! runs the plan, and [`State::commit`] or [`State::restore`] records how it
 //! went. No other module writes these fields.
 //!

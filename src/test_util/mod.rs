@@ -17,7 +17,7 @@
 //! Each scenario panics with its name and what went wrong. Scenarios that
 //! need a server-side record (revocation, concurrent updates, TTLs kept by the
 //! store) are skipped for a client-side store declared with
-//! [`Suite::client_side`]. One scenario waits about two seconds for a real TTL
+//! [`Suite::with_client_side`]. One scenario waits about two seconds for a real TTL
 //! to run out, so stores with their own clocks (Redis) are checked too.
 
 use crate::store::{Changes, Store};
@@ -92,8 +92,9 @@ impl<St: Store + Clone> Suite<St> {
 
     /// Declares a store that keeps sessions in the cookie itself: scenarios
     /// that need a server-side record are skipped and listed in the report.
+    /// Default: a server-side store, every scenario runs.
     #[must_use]
-    pub fn client_side(mut self) -> Self {
+    pub fn with_client_side(mut self) -> Self {
         self.server_side = false;
         self
     }

@@ -22,7 +22,8 @@ use users::Users;
 const SHARDS: usize = 16;
 
 /// How many sessions a [`MemoryStore`] holds by default: 100,000 (about
-/// 24 MiB of sessions holding 100 bytes of data each). Past it, the least recently used make room.
+/// 250 bytes each for sessions holding 100 bytes of data). Past it, the
+/// least recently used make room.
 pub const DEFAULT_MAX_SESSIONS: usize = 100_000;
 
 use crate::id::IdGenerator;
@@ -36,10 +37,10 @@ use crate::id::IdGenerator;
 /// ([`with_max_sessions`](Self::with_max_sessions)): when full, the least
 /// recently used sessions are evicted, with a WARN, so a flood of anonymous
 /// visitors cannot grow memory without bound. Records are keyed by the
-/// SHA-256 of the id and kept as compact JSON: about 240 bytes in all for a
-/// session holding 100 bytes of data. Clones share the same sessions. Sessions do not
-/// survive a restart and are not shared between processes; use the Redis
-/// store for that.
+/// SHA-256 of the id and kept as compact JSON: about 250 bytes in all for a
+/// session holding 100 bytes of data. Clones share the same sessions.
+/// Sessions do not survive a restart and are not shared between processes;
+/// use the Redis store for that.
 ///
 /// ```
 /// use sessio::{Key, MemoryStore, SessionLayer};

@@ -164,7 +164,12 @@ impl RedisStoreBuilder {
         self
     }
 
-    /// The store over `pool`. Fails for a zero timeout, and with
+    /// The store over `pool`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`]: [`ConfigError::ZeroDuration`] for a zero connect
+    /// or command timeout, [`ConfigError::ClientCache`] with
     /// [`with_client_cache`](Self::with_client_cache), which needs
     /// connections the store makes itself.
     pub fn build(self, pool: deadpool_redis::Pool) -> Result<RedisStore, Error> {
@@ -174,12 +179,17 @@ impl RedisStoreBuilder {
             )
             .into());
         }
-        self.finish(Backend::single(pool), None)
+        self.into_store(Backend::single(pool), None)
     }
 
     /// The store on the Redis at `url`, over a new pool that connects lazily.
-    /// Fails for a zero timeout or a URL that does not parse (the error does
-    /// not contain the URL).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] for a URL that does not parse (the error does not
+    /// contain the URL); [`Error::Config`]: [`ConfigError::ZeroDuration`]
+    /// for a zero connect or command timeout, [`ConfigError::ClientCache`]
+    /// for a client cache of 0 entries or on a `rediss://` URL.
     pub fn connect(self, url: &str) -> Result<RedisStore, Error> {
         let cache = match self.client_cache {
             Some(entries) => Some(Tracking::new(
@@ -205,18 +215,29 @@ impl RedisStoreBuilder {
         let pool = pool
             .build()
             .map_err(|e| Error::from(StoreError::backend(e)))?;
-        self.finish(Backend::single(pool), cache)
+        self.into_store(Backend::single(pool), cache)
     }
 
-    /// The store over a Redis Cluster `pool`. Fails only for a zero timeout.
+    /// The store over a Redis Cluster `pool`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`]: [`ConfigError::ZeroDuration`] for a zero connect
+    /// or command timeout, [`ConfigError::ClientCache`] with
+    /// [`with_client_cache`](Self::with_client_cache) (single node only).
     #[cfg(feature = "redis-cluster")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
     pub fn build_cluster(self, pool: deadpool_redis::cluster::Pool) -> Result<RedisStore, Error> {
-        self.finish(Backend::cluster(pool), None)
+        self.into_store(Backend::cluster(pool), None)
     }
 
     /// The store on the Redis Cluster reached through any of `urls`, over a
-    /// new pool that connects lazily. Fails as [`connect`](Self::connect) does.
+    /// new pool that connects lazily.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the pool cannot be made from `urls` (a URL that
+    /// does not parse); otherwise as [`build_cluster`](Self::build_cluster).
     #[cfg(feature = "redis-cluster")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
     pub fn connect_cluster<I, S>(self, urls: I) -> Result<RedisStore, Error>
@@ -235,8 +256,7 @@ impl RedisStoreBuilder {
     }
 
     /// The store over a Redis Sentinel `pool`: its connections go to the
-    /// master the Sentinels name, and follow it when they fail over. Fails
-    /// only for a zero timeout.
+    /// master the Sentinels name, and follow it when they fail over.
     ///
     /// A pool of your own is the way to give the master's password, ACL
     /// user or database (deadpool-redis' `node_connection_info`):
@@ -264,22 +284,34 @@ impl RedisStoreBuilder {
     /// # let _ = store;
     /// # Ok(()) }
     /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Config`]: [`ConfigError::ZeroDuration`] for a zero connect
+    /// or command timeout, [`ConfigError::ClientCache`] with
+    /// [`with_client_cache`](Self::with_client_cache) (single node only).
     #[cfg(feature = "redis-sentinel")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-sentinel")))]
     pub fn build_sentinel(self, pool: deadpool_redis::sentinel::Pool) -> Result<RedisStore, Error> {
-        self.finish(Backend::sentinel(pool), None)
+        self.into_store(Backend::sentinel(pool), None)
     }
 
     /// The store on the master that the Sentinels at `sentinels` (URLs such
     /// as `redis://127.0.0.1:26379`, any of them may be down) know as
     /// `service_name`, over a new pool that connects lazily. After a
     /// failover the store asks the Sentinels again and follows the new
-    /// master, without a restart. Fails as [`connect`](Self::connect) does.
+    /// master, without a restart.
     ///
     /// The connections deadpool-redis dials for a Sentinel pool keep
     /// redis-rs' own 500 ms response timeout, so a
     /// [command timeout](Self::with_command_timeout) above that has no effect
     /// here.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the pool cannot be made from `sentinels` (a URL
+    /// that does not parse); otherwise as
+    /// [`build_sentinel`](Self::build_sentinel).
     #[cfg(feature = "redis-sentinel")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-sentinel")))]
     pub fn connect_sentinel<I, S>(
@@ -304,11 +336,8 @@ impl RedisStoreBuilder {
         self.build_sentinel(pool)
     }
 
-    pub(super) fn finish(
-        self,
-        backend: Backend,
-        cache: Option<Tracking>,
-    ) -> Result<RedisStore, Error> {
+    /// Checks the settings against `backend` and makes the store.
+    fn into_store(self, backend: Backend, cache: Option<Tracking>) -> Result<RedisStore, Error> {
         super::cache::check(&self, &backend)?;
         if self.timeouts.connect.is_zero() {
             return Err(ConfigError::ZeroDuration("the redis connect timeout").into());

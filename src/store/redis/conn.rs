@@ -46,9 +46,8 @@ impl Backend {
 /// A trait, not an enum: `run` is then compiled once per kind, and a plain
 /// command's future (every load) is not sized for a script call's, which
 /// can reload the script and retry. That keeps a Redis load's boxed future
-/// under 1 KiB, where the allocator serves it from its per-thread cache
-/// (perf showed glibc's large-chunk path, `malloc_consolidate` and
-/// `unlink_chunk`, on every read when it was 1.2 KiB).
+/// under 1 KiB, small enough for the allocator's per-thread cache rather
+/// than its slower large-chunk path (measurements in BENCHMARKS.md).
 pub(super) trait Call: Sync {
     fn call<'a, C, T>(
         &'a self,
@@ -168,9 +167,9 @@ async fn run<P: Source, T: FromRedisValue + Send + 'static>(
         tracing::debug!("redis connection closed while idle; dialling again");
         let mut shared = dial(holder, timeouts).await?;
         let (result, _) = send(timeouts, &mut shared.conn, request).await;
-        return finish(result, shared);
+        return release_or_discard(result, shared);
     }
-    finish(result, shared)
+    release_or_discard(result, shared)
 }
 
 /// How long without a command before one yields to the connection's task
@@ -217,7 +216,10 @@ async fn send<C: ConnectionLike + Send, T: FromRedisValue + Send + 'static>(
 /// The outcome of [`send`]; the connection stays shared unless the command
 /// was cut off, the connection itself failed, or (Sentinel) it no longer
 /// points at the master.
-fn finish<P: Source, T>(result: Outcome<T>, shared: Shared<P>) -> Result<T, StoreError> {
+fn release_or_discard<P: Source, T>(
+    result: Outcome<T>,
+    shared: Shared<P>,
+) -> Result<T, StoreError> {
     match result {
         Ok(Ok(value)) => {
             shared.release();

@@ -19,8 +19,10 @@ impl RedisStore {
     /// and deadpool's default pool size. Connects lazily: a Redis that is down
     /// now answers 503s until it is up, and this does not fail.
     ///
-    /// Fails only for a URL that does not parse (the error does not contain
-    /// the URL).
+    /// # Errors
+    ///
+    /// [`Error::Store`] for a URL that does not parse (the error does not
+    /// contain the URL).
     pub fn connect(url: &str) -> Result<Self, Error> {
         Self::builder().connect(url)
     }
@@ -34,6 +36,11 @@ impl RedisStore {
 
     /// A store on the Redis Cluster reached through any of `urls` (the other
     /// nodes are discovered), with the defaults of [`connect`](Self::connect).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the pool cannot be made from `urls` (a URL that
+    /// does not parse).
     #[cfg(feature = "redis-cluster")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-cluster")))]
     pub fn connect_cluster<I, S>(urls: I) -> Result<Self, Error>
@@ -55,6 +62,11 @@ impl RedisStore {
     /// A store on the master that the Sentinels at `sentinels` know as
     /// `service_name`, with the defaults of [`connect`](Self::connect); see
     /// [`RedisStoreBuilder::connect_sentinel`].
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the pool cannot be made from `sentinels` (a URL
+    /// that does not parse).
     #[cfg(feature = "redis-sentinel")]
     #[cfg_attr(docsrs, doc(cfg(feature = "redis-sentinel")))]
     pub fn connect_sentinel<I, S>(sentinels: I, service_name: &str) -> Result<Self, Error>
