@@ -193,6 +193,8 @@ impl SqlStore {
     /// most 48 long. Names are quoted in SQL, so their case is kept. The
     /// schema itself is not created.
     ///
+    /// # Errors
+    ///
     /// Anything else fails with [`ConfigError::InvalidTableName`](crate::ConfigError::InvalidTableName):
     /// the name is written into SQL, so nothing that could carry SQL is
     /// accepted.
@@ -289,6 +291,14 @@ impl SqlStore {
     /// made by an earlier version, adds the indexes it lacks (the user
     /// index). Safe to run on every start, from several servers at once (on
     /// PostgreSQL an advisory lock keeps them from racing on the catalog).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the database cannot be reached (a
+    /// refused connection, a pool timeout, a shutting-down server), else
+    /// [`StoreError::Backend`] (e.g. no right to create the table; on
+    /// SQLite, an existing row whose data is not valid JSON, as the user
+    /// index is built from it).
     pub async fn migrate(&self) -> Result<(), StoreError> {
         on_backend!(self, b => b.migrate().await)
     }
@@ -297,6 +307,11 @@ impl SqlStore {
     /// first, and answers how many went. Reads never return an expired row
     /// (and delete the one they find); this keeps the table from growing
     /// with sessions nobody comes back for.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] when the database cannot be reached, else
+    /// [`StoreError::Backend`]; no row is deleted then.
     pub async fn delete_expired(&self) -> Result<u64, StoreError> {
         let batch = self.inner.sweep_batch;
         on_backend!(self, b => b.delete_expired(batch).await)

@@ -251,7 +251,7 @@ struct Pending {
 impl Pending {
     /// Stores `json`, loaded on connection `generation`, if no invalidation,
     /// flush or later load has taken the placeholder since it was left.
-    fn finish(self, generation: u64, json: String, expires: Instant) {
+    fn fill(self, generation: u64, json: String, expires: Instant) {
         let token = self.token;
         let mut this = self;
         let key = std::mem::take(&mut this.key);
@@ -351,7 +351,7 @@ impl RedisStore {
         };
         if let Ok(json) = serde_json::to_string(&record) {
             if json.len() <= cache.entry_bytes {
-                pending.finish(generation, json, sent + age);
+                pending.fill(generation, json, sent + age);
             }
         }
         Ok(Some(record))
@@ -386,7 +386,8 @@ impl RedisStore {
     }
 }
 
-/// The configuration mistakes the cache refuses, checked by `finish`.
+/// The configuration mistakes the cache refuses, checked when the store is
+/// made (`RedisStoreBuilder::into_store`).
 pub(super) fn check(b: &RedisStoreBuilder, backend: &Backend) -> Result<(), ConfigError> {
     if b.client_cache == Some(0) {
         return Err(ConfigError::ClientCache(

@@ -4,7 +4,7 @@ use super::*;
 
 fn ready(cache: &Arc<ClientCache>, key: &str, generation: u64) {
     let p = cache.begin(key);
-    p.finish(
+    p.fill(
         generation,
         "{}".to_owned(),
         Instant::now() + Duration::from_secs(60),
@@ -28,7 +28,7 @@ fn an_invalidation_before_the_load_finishes_keeps_it_out() {
     ready(&cache, "a", 0);
     let p = cache.begin("k");
     cache.on_push(&invalidate(&["k"]));
-    p.finish(0, "{}".into(), Instant::now() + Duration::from_secs(60));
+    p.fill(0, "{}".into(), Instant::now() + Duration::from_secs(60));
     assert!(cache.hit("k", Some(0)).is_none());
     assert!(cache.hit("a", Some(0)).is_some());
 }
@@ -56,7 +56,7 @@ fn a_flushall_or_an_unknown_push_empties_the_cache() {
         ready(&cache, "b", 0);
         let p = cache.begin("c");
         cache.on_push(&push);
-        p.finish(0, "{}".into(), Instant::now() + Duration::from_secs(60));
+        p.fill(0, "{}".into(), Instant::now() + Duration::from_secs(60));
         assert_eq!(cache.len(), 0, "{push:?}");
     }
 }
@@ -87,9 +87,9 @@ fn a_cancelled_load_leaves_no_placeholder_and_a_later_load_wins() {
     assert!(!cache.state().map.contains_key("k"));
     let first = cache.begin("k");
     let second = cache.begin("k");
-    first.finish(0, "{}".into(), Instant::now() + Duration::from_secs(60));
+    first.fill(0, "{}".into(), Instant::now() + Duration::from_secs(60));
     assert!(cache.hit("k", Some(0)).is_none(), "superseded load");
-    second.finish(0, "{}".into(), Instant::now() + Duration::from_secs(60));
+    second.fill(0, "{}".into(), Instant::now() + Duration::from_secs(60));
     assert!(cache.hit("k", Some(0)).is_some());
 }
 
@@ -98,7 +98,7 @@ fn expired_entries_are_not_served() {
     let cache = Arc::new(ClientCache::new(8, 1024));
     ready(&cache, "x", 0);
     let p = cache.begin("k");
-    p.finish(0, "{}".into(), Instant::now());
+    p.fill(0, "{}".into(), Instant::now());
     assert!(cache.hit("k", Some(0)).is_none());
 }
 
