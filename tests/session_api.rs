@@ -89,3 +89,28 @@ async fn a_detached_session_shows_what_a_handler_changed() {
     assert_eq!(s.status(), SessionStatus::Ended);
     assert!(s.keys().unwrap().is_empty());
 }
+
+// SECURITY J48: each flash category keeps its own newest MAX_FLASHES: a
+// flood in one category neither grows past the cap nor pushes another
+// category's messages out.
+#[tokio::test]
+async fn each_flash_category_keeps_its_own_newest_few() {
+    let s = Session::detached(Record::new());
+    s.add_flash("hello").unwrap();
+    for i in 0..(sessio::MAX_FLASHES + 10) {
+        s.add_flash_to("errors", i).unwrap();
+    }
+    let errors: Vec<usize> = s.flashes_from("errors").unwrap();
+    assert_eq!(errors.len(), sessio::MAX_FLASHES);
+    assert_eq!(errors.first(), Some(&10));
+    assert_eq!(errors.last(), Some(&(sessio::MAX_FLASHES + 9)));
+    assert_eq!(s.flashes::<String>().unwrap(), vec!["hello"]);
+}
+
+// SECURITY J46: the documented default capacity of MemoryStore.
+#[test]
+fn memory_store_holds_100_000_sessions_by_default() {
+    assert_eq!(MemoryStore::new().max_sessions(), 100_000);
+    assert_eq!(sessio::store::DEFAULT_MAX_SESSIONS, 100_000);
+    assert_eq!(MemoryStore::new().with_max_sessions(64).max_sessions(), 64);
+}
