@@ -19,9 +19,12 @@
 //! flags without asking the kernel.
 
 use std::collections::VecDeque;
+use std::future::{poll_fn, Future};
 use std::io::{self, Read};
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use deadpool_redis::redis::{ConnectionAddr, ConnectionInfo, Value};
 use socket2::SockRef;
@@ -106,6 +109,13 @@ impl Socket {
         match self {
             Socket::Tcp(s) => s.try_read(buf),
             Socket::Unix(s) => s.try_read(buf),
+        }
+    }
+
+    fn poll_read_ready(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Socket::Tcp(s) => s.poll_read_ready(cx),
+            Socket::Unix(s) => s.poll_read_ready(cx),
         }
     }
 
@@ -313,16 +323,23 @@ impl Link {
         cache: &ClientCache,
     ) -> Option<Vec<Reply>> {
         loop {
-            tokio::select! {
-                biased;
-                replies = &mut rx => return replies.ok(),
-                ready = socket.readable() => {
-                    let mut slot = self.lock().await;
-                    match ready {
-                        Ok(()) => slot.pump(generation, cache),
-                        Err(err) => slot.lost(generation, cache, &err.into()),
-                    }
+            // The replies first: whoever read them may have left the socket
+            // readable-looking to tokio.
+            let ready = poll_fn(|cx| {
+                if let Poll::Ready(replies) = Pin::new(&mut rx).poll(cx) {
+                    return Poll::Ready(Err(replies.ok()));
                 }
+                socket.poll_read_ready(cx).map(Ok)
+            })
+            .await;
+            let ready = match ready {
+                Ok(ready) => ready,
+                Err(replies) => return replies,
+            };
+            let mut slot = self.lock().await;
+            match ready {
+                Ok(()) => slot.pump(generation, cache),
+                Err(err) => slot.lost(generation, cache, &err.into()),
             }
         }
     }
