@@ -90,7 +90,9 @@ impl RedisStoreBuilder {
     /// **Consistency**: before a request answers from memory it reads
     /// whatever the cache's connection has received, without waiting, and
     /// applies the invalidations in it; and every write of a store with the
-    /// cache on is followed by a `PING` round trip, which Redis answers only
+    /// cache on to an existing session (an update, refresh, rotation, logout
+    /// or end; not the creation of a new one, which nobody can have cached)
+    /// is followed by a `PING` round trip, which Redis answers only
     /// after it has written that write's invalidations to every tracking
     /// client. So a write, logout (`destroy`) or `cycle_id` done through
     /// one cached instance is seen by the next request on every other
@@ -102,7 +104,9 @@ impl RedisStoreBuilder {
     /// closed or out of step, nothing it loaded is served again; an entry
     /// is also dropped after its key's TTL and after 60 s at most. See the
     /// README's Operations section for when to turn it on and what it costs
-    /// (one more round trip per write).
+    /// (one more round trip per write, and a write's next read misses: a
+    /// read-modify-write on every request is slower with the cache than
+    /// without).
     ///
     /// ```no_run
     /// use sessio::RedisStore;

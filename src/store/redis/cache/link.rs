@@ -66,6 +66,9 @@ struct Conn {
     /// Bytes read and not yet parsed: at most part of one frame between
     /// uses.
     buf: Vec<u8>,
+    /// Where a read lands first; zeroed once, not on every read (a cached
+    /// answer reads the socket every time, and almost always finds nothing).
+    scratch: Box<[u8]>,
     generation: u64,
     /// The loads sent and not yet answered, oldest first: Redis answers in
     /// the order it was asked.
@@ -359,6 +362,7 @@ impl Link {
             let mut conn = Conn {
                 socket: Arc::new(socket),
                 buf: Vec::with_capacity(4096),
+                scratch: vec![0; 4096].into_boxed_slice(),
                 generation,
                 waiting: VecDeque::new(),
                 in_step: true,
@@ -456,7 +460,6 @@ impl Conn {
     /// `read(2)` (see the module docs), else tokio's, which also tells
     /// tokio the socket is drained.
     fn drain(&mut self, cache: &ClientCache, now: bool) -> Result<(), LinkError> {
-        let mut chunk = [0u8; 4096];
         loop {
             while let Some(frame) = self.next_frame()? {
                 let reply = match frame {
@@ -477,13 +480,13 @@ impl Conn {
                 }
             }
             let read = if now {
-                self.socket.read_now(&mut chunk)
+                self.socket.read_now(&mut self.scratch)
             } else {
-                self.socket.try_read(&mut chunk)
+                self.socket.try_read(&mut self.scratch)
             };
             match read {
                 Ok(0) => return Err(LinkError::Closed),
-                Ok(n) => self.buf.extend_from_slice(&chunk[..n]),
+                Ok(n) => self.buf.extend_from_slice(&self.scratch[..n]),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(e) => return Err(e.into()),
@@ -503,13 +506,12 @@ impl Conn {
 
     /// Waits until the socket has more, and reads it.
     async fn read_more(&mut self) -> Result<(), LinkError> {
-        let mut chunk = [0u8; 4096];
         loop {
             self.socket.readable().await?;
-            match self.socket.try_read(&mut chunk) {
+            match self.socket.try_read(&mut self.scratch) {
                 Ok(0) => return Err(LinkError::Closed),
                 Ok(n) => {
-                    self.buf.extend_from_slice(&chunk[..n]);
+                    self.buf.extend_from_slice(&self.scratch[..n]);
                     return Ok(());
                 }
                 Err(e) if try_again(&e) => {}
