@@ -242,7 +242,10 @@ for config in $CONFIGS; do
     # inside Redis. Neither crate pipelines within a request, so each command
     # sent is one round trip, except the client cache's load: `CLIENT CACHING
     # YES`, `HGETALL` and `PTTL` pipelined, three commands in one round trip.
-    rcli monitor >"$out/raw/monitor-$config-$scenario.txt" 2>/dev/null &
+    # redis-cli itself, not the rcli function: $! of a backgrounded function
+    # is a subshell, and killing it left redis-cli monitoring (and writing
+    # later scenarios' commands to this file) until Redis stopped.
+    redis-cli -h "$HOST" -p "$REDIS_PORT" monitor >"$out/raw/monitor-$config-$scenario.txt" 2>/dev/null &
     mon=$!
     sleep 0.2
     curl "${curl_args[@]}" "$url"
