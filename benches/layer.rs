@@ -219,6 +219,13 @@ async fn csrf_handler(req: Request<Full>) -> Result<Response<Full>, Infallible> 
     let s = req.extensions().get::<Session>().unwrap().clone();
     s.load().await.unwrap();
     let body = match req.uri().path() {
+        // A session with data of its own keeps its CSRF secret in the
+        // record; a visitor without one gets it in a signed companion
+        // cookie and stores nothing (SECURITY J46).
+        "/start" => {
+            s.set("user", 1).unwrap();
+            sessio::csrf::csrf_token(&s).unwrap()
+        }
         "/render" => sessio::csrf::csrf_token(&s).unwrap(),
         "/secret" => s.get(sessio::csrf::SESSION_KEY).unwrap().unwrap(),
         _ => String::new(),
@@ -227,14 +234,16 @@ async fn csrf_handler(req: Request<Full>) -> Result<Response<Full>, Infallible> 
 }
 
 /// Masked CSRF tokens through `SessionLayer` + `CsrfLayer` on the memory
-/// store, per request:
+/// store, per request, for a stored session that holds its secret:
 /// - `render (masked)`: a page asks for a token, a fresh mask each time;
 /// - `read secret (unmasked)`: the same page reading the stored secret, as
 ///   rendering cost before masking; the difference is the mask;
 /// - `verify header` / `verify form`: a POST whose token is unmasked and
 ///   checked (the form's body is buffered and handed on);
 /// - `GET, no check (baseline)`: a GET the CSRF layer lets through, whose
-///   handler loads the session as the others do.
+///   handler loads the session as the others do;
+/// - `render (masked), anonymous`: a visitor with no stored session, whose
+///   secret comes from the signed companion cookie (a login form).
 fn csrf(c: &mut Criterion) {
     use sessio::csrf::CsrfLayer;
     let rt = runtime();
@@ -252,16 +261,24 @@ fn csrf(c: &mut Criterion) {
         }
         b.body(Full::default()).unwrap()
     };
-    let res = rt
-        .block_on(svc.clone().oneshot(get("/render", None)))
-        .unwrap();
-    let set = res.headers()[SET_COOKIE].to_str().unwrap();
-    let cookie = set.split(';').next().unwrap().to_owned();
-    let token = rt
-        .block_on(http_body_util::BodyExt::collect(res.into_body()))
-        .unwrap()
-        .to_bytes();
-    let token = String::from_utf8(token.to_vec()).unwrap();
+    // Every cookie a response sets, as one `Cookie` header, and its body.
+    let cookies_and_body = |path: &str| {
+        let res = rt.block_on(svc.clone().oneshot(get(path, None))).unwrap();
+        let cookie = res
+            .headers()
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+            .join("; ");
+        let body = rt
+            .block_on(http_body_util::BodyExt::collect(res.into_body()))
+            .unwrap()
+            .to_bytes();
+        (cookie, String::from_utf8(body.to_vec()).unwrap())
+    };
+    let (cookie, token) = cookies_and_body("/start");
+    let (anon_cookie, _) = cookies_and_body("/render");
     let post = |form: bool| {
         let b = Request::post("/submit").header(COOKIE, &cookie);
         if form {
@@ -274,12 +291,15 @@ fn csrf(c: &mut Criterion) {
     };
 
     let mut group = c.benchmark_group("csrf");
-    let cases: [(&str, &dyn Fn() -> Request<Full>); 5] = [
+    let cases: [(&str, &dyn Fn() -> Request<Full>); 6] = [
         ("render (masked)", &|| get("/render", Some(&cookie))),
         ("read secret (unmasked)", &|| get("/secret", Some(&cookie))),
         ("verify header", &|| post(false)),
         ("verify form", &|| post(true)),
         ("GET, no check (baseline)", &|| get("/other", Some(&cookie))),
+        ("render (masked), anonymous", &|| {
+            get("/render", Some(&anon_cookie))
+        }),
     ];
     for (label, make) in cases {
         group.bench_function(label, |b| {

@@ -17,7 +17,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 out=${OUT:-$root/target/compare}
-CONFIGS=${CONFIGS:-bare sessio-memory sessio-cookie sessio-redis ts-memory ts-memory-signed ts-redis}
+CONFIGS=${CONFIGS:-bare sessio-memory sessio-cookie sessio-redis sessio-redis-cached ts-memory ts-memory-signed ts-redis}
 REQUESTS=${REQUESTS:-2000}
 PORT=18180
 REDIS_PORT=16380

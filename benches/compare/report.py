@@ -25,6 +25,7 @@ CONFIGS = [
     "sessio-memory",
     "sessio-cookie",
     "sessio-redis",
+    "sessio-redis-cached",
     "sessio-sqlite",
     "sessio-postgres",
     "ts-memory",
@@ -39,6 +40,14 @@ TARGETS = [
     ("Redis read-modify-write ≥ 1.5× tower-sessions Redis", "rmw", "sessio-redis", "ts-redis", 1.5),
     ("new session ≥ 1.2× tower-sessions memory (sessio memory)", "new", "sessio-memory", "ts-memory", 1.2),
     ("new session ≥ 1.2× tower-sessions memory (sessio cookie)", "new", "sessio-cookie", "ts-memory", 1.2),
+    ("cached Redis read-only ≥ 0.8× sessio memory read-only", "read", "sessio-redis-cached", "sessio-memory", 0.8),
+    ("cached Redis read-only ≥ 3× tower-sessions Redis", "read", "sessio-redis-cached", "ts-redis", 3.0),
+]
+# Paired ratios reported without a target: (what, scenario, configuration, baseline).
+PAIRS = [
+    ("cached ÷ uncached Redis, read-only (what the cache gains)", "read", "sessio-redis-cached", "sessio-redis"),
+    ("cached ÷ uncached Redis, read-modify-write (what the PING fence costs)", "rmw", "sessio-redis-cached", "sessio-redis"),
+    ("cached ÷ uncached Redis, new session (the fence again)", "new", "sessio-redis-cached", "sessio-redis"),
 ]
 
 
@@ -101,6 +110,14 @@ def main(path):
         else:
             verdict = "not shown either way"
         print(f"| {what} | {shown(rs, 3)} | {verdict} |")
+    pairs = [(what, ratios(sn, cn, base)) for what, sn, cn, base in PAIRS]
+    pairs = [(what, rs) for what, rs in pairs if rs]
+    if pairs:
+        print()
+        print("| paired ratio | median [spread] |")
+        print("|---|---:|")
+        for what, rs in pairs:
+            print(f"| {what} | {shown(rs, 3)} |")
 
 
 if __name__ == "__main__":

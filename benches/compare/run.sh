@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Loopback load comparison: bare axum, sessio (memory, cookie, Redis stores)
-# and tower-sessions (memory, Redis) with identical handlers, loaded by wrk.
+# Loopback load comparison: bare axum, sessio (memory, cookie, Redis stores,
+# Redis with its client cache) and tower-sessions (memory, Redis) with
+# identical handlers, loaded by wrk.
 # BENCHMARKS.md explains the method and the numbers.
 #
 #   benches/compare/run.sh
@@ -14,6 +15,9 @@
 #   REDIS_CPU [0]     core redis-server is pinned to (the same for every configuration)
 #   REDIS_COUNT [1000] requests per scenario when counting Redis commands and
 #                     SQL statements
+#   SCENARIOS         the scenarios the passes measure (default: untouched read
+#                     rmw new); Redis commands and SQL statements are always
+#                     counted for all four
 #   CONFIGS           space-separated configurations (default: all but the SQL
 #                     ones; add sessio-sqlite and sessio-postgres for those, a
 #                     PostgreSQL cluster is then started on 127.0.0.1:16432,
@@ -50,8 +54,9 @@ HOST=127.0.0.1
 install_missing wrk:wrk redis-server:redis-server redis-cli:redis-tools curl:curl
 build_servers
 
-CONFIGS=${CONFIGS:-bare sessio-memory sessio-cookie sessio-redis ts-memory ts-memory-signed ts-redis}
-SCENARIOS="untouched read rmw new"
+CONFIGS=${CONFIGS:-bare sessio-memory sessio-cookie sessio-redis sessio-redis-cached ts-memory ts-memory-signed ts-redis}
+ALL_SCENARIOS="untouched read rmw new"
+SCENARIOS=${SCENARIOS:-$ALL_SCENARIOS}
 
 rm -rf "$out"
 mkdir -p "$out/raw"
@@ -71,7 +76,7 @@ trap cleanup EXIT INT TERM
 
 rcli() { redis-cli -h "$HOST" -p "$REDIS_PORT" "$@"; }
 
-uses_redis() { case "$1" in *redis) return 0 ;; *) return 1 ;; esac; }
+uses_redis() { case "$1" in *redis*) return 0 ;; *) return 1 ;; esac; }
 
 start_redis() {
   taskset -c "$REDIS_CPU" redis-server --bind "$HOST" --port "$REDIS_PORT" \
@@ -228,15 +233,19 @@ for config in $CONFIGS; do
   uses_redis "$config" || continue
   rcli flushall >/dev/null
   start_server "$config"
-  for scenario in $SCENARIOS; do
+  for scenario in $ALL_SCENARIOS; do
     url="http://$HOST:${port[$config]}$(path_of "$scenario")?[1-$REDIS_COUNT]"
     curl_args=(-s -o /dev/null)
     if with_cookie "$scenario"; then curl_args+=(-H "Cookie: ${cookie[$config]}"); fi
     rcli config resetstat >/dev/null
     # MONITOR tells commands sent by the server from the ones a script runs
     # inside Redis. Neither crate pipelines within a request, so each command
-    # sent is one round trip; a pipeline would show as several.
-    rcli monitor >"$out/raw/monitor-$config-$scenario.txt" 2>/dev/null &
+    # sent is one round trip, except the client cache's load: `CLIENT CACHING
+    # YES`, `HGETALL` and `PTTL` pipelined, three commands in one round trip.
+    # redis-cli itself, not the rcli function: $! of a backgrounded function
+    # is a subshell, and killing it left redis-cli monitoring (and writing
+    # later scenarios' commands to this file) until Redis stopped.
+    redis-cli -h "$HOST" -p "$REDIS_PORT" monitor >"$out/raw/monitor-$config-$scenario.txt" 2>/dev/null &
     mon=$!
     sleep 0.2
     curl "${curl_args[@]}" "$url"
@@ -244,11 +253,15 @@ for config in $CONFIGS; do
     kill "$mon" 2>/dev/null || true
     wait "$mon" 2>/dev/null || true
     redis_calls | grep -v -E '^(config|monitor|info)[| ]' >"$out/raw/commandstats-$config-$scenario.txt" || true
-    trips=$(grep -v -c -E '\[[0-9]+ lua\]|"(config|info|monitor)"|^OK$' \
+    sent=$(grep -v -c -E '\[[0-9]+ lua\]|"(config|info|monitor)"|^OK$' \
       "$out/raw/monitor-$config-$scenario.txt" || true)
+    caching=$(grep -v -E '\[[0-9]+ lua\]' "$out/raw/monitor-$config-$scenario.txt" |
+      grep -c -i '"client" "caching"' || true)
+    trips=$((sent - 2 * caching))
     stats=$(awk -v n="$REDIS_COUNT" '{ printf "%s%s=%.2f", sep, toupper($1), $2 / n; sep = " " }' \
       "$out/raw/commandstats-$config-$scenario.txt")
-    printf '%s\t%s\t%s\t%s\n' "$config" "$scenario" \
+    printf '%s\t%s\t%s\t%s\t%s\n' "$config" "$scenario" \
+      "$(awk -v t="$sent" -v n="$REDIS_COUNT" 'BEGIN { printf "%.2f", t / n }')" \
       "$(awk -v t="$trips" -v n="$REDIS_COUNT" 'BEGIN { printf "%.2f", t / n }')" "${stats:--}" \
       >>"$out/redis-commands.tsv"
   done
@@ -264,7 +277,7 @@ for config in $CONFIGS; do
   server_log="$out/raw/statements-$config.log"
   : >"$server_log"
   RUST_LOG=sqlx::query=debug start_server "$config"
-  for scenario in $SCENARIOS; do
+  for scenario in $ALL_SCENARIOS; do
     url="http://$HOST:${port[$config]}$(path_of "$scenario")?[1-$REDIS_COUNT]"
     curl_args=(-s -o /dev/null)
     if with_cookie "$scenario"; then curl_args+=(-H "Cookie: ${cookie[$config]}"); fi
@@ -295,15 +308,15 @@ python3 "$here/report.py" "$out/results.tsv" >"$out/table.md"
   echo
   echo "$PASSES passes of $SLICE slices. req/s, p99 and CPU: medians over the passes."
   echo "Ratios: median of the per-pass paired ratios [lowest, highest pass]."
-  echo "× tower-sessions: sessio-redis against ts-redis, every other sessio configuration against ts-memory."
+  echo "× tower-sessions: sessio-redis and sessio-redis-cached against ts-redis, every other sessio configuration against ts-memory."
   echo
   cat "$out/table.md"
   if [ -s "$out/redis-commands.tsv" ]; then
     echo
     echo "Redis per request ($REDIS_COUNT sequential requests per scenario):"
-    echo "| configuration | scenario | commands sent (round trips) | INFO commandstats calls, script-internal included |"
-    echo "|---|---|---:|---|"
-    awk -F'\t' '{ printf "| %s | %s | %s | %s |\n", $1, $2, $3, $4 }' "$out/redis-commands.tsv"
+    echo "| configuration | scenario | commands sent | round trips | INFO commandstats calls, script-internal included |"
+    echo "|---|---|---:|---:|---|"
+    awk -F'\t' '{ printf "| %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5 }' "$out/redis-commands.tsv"
   fi
   if [ -s "$out/sql-statements.tsv" ]; then
     echo

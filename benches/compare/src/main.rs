@@ -9,7 +9,8 @@
 //! divided by.
 //!
 //! `server CONFIG PORT`, CONFIG one of `bare`, `sessio-memory`,
-//! `sessio-cookie`, `sessio-redis`, `ts-memory`, `ts-memory-signed`
+//! `sessio-cookie`, `sessio-redis`, `sessio-redis-cached` (the same
+//! `RedisStore` with its client cache on, 10 000 entries), `ts-memory`, `ts-memory-signed`
 //! (tower-sessions' memory store with its signed cookie, HMAC-SHA256 like
 //! sessio's), `ts-redis`, `sessio-sqlite` (a WAL-mode file at `SQLITE_PATH`,
 //! default in the temporary directory, emptied at start) and
@@ -27,6 +28,9 @@ use axum::{Json, Router};
 use serde_json::{json, Value};
 
 const POOL_SIZE: usize = 8;
+/// `sessio-redis-cached`: the README's example size.
+#[cfg(feature = "redis")]
+const CLIENT_CACHE_ENTRIES: usize = 10_000;
 
 async fn untouched() -> &'static str {
     "ok"
@@ -113,6 +117,18 @@ mod with_sessio {
             .expect("redis store");
         app(store)
     }
+
+    /// The same store with the client cache on: loads answered from memory
+    /// until Redis invalidates them, each write followed by a `PING` fence.
+    #[cfg(feature = "redis")]
+    pub(crate) fn redis_cached(url: &str) -> Router {
+        let store = sessio::RedisStore::builder()
+            .with_pool_size(POOL_SIZE)
+            .with_client_cache(CLIENT_CACHE_ENTRIES)
+            .connect(url)
+            .expect("redis store with client cache");
+        app(store)
+    }
 }
 
 mod with_tower_sessions {
@@ -183,6 +199,8 @@ async fn main() {
         "sessio-cookie" => with_sessio::app(sessio::CookieStore::new()),
         #[cfg(feature = "redis")]
         "sessio-redis" => with_sessio::redis(&redis_url),
+        #[cfg(feature = "redis")]
+        "sessio-redis-cached" => with_sessio::redis_cached(&redis_url),
         #[cfg(feature = "sql")]
         "sessio-sqlite" => {
             let path = std::env::var("SQLITE_PATH").unwrap_or_else(|_| {
