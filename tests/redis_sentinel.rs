@@ -10,8 +10,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use common::redis::{app, free_port, RedisServer};
-use common::{call, Logs};
+use common::call;
+use common::redis::{app, free_port, read_skips_the_refresh, RedisServer};
 use http::StatusCode;
 use sessio::clock::ManualClock;
 use sessio::{Expiry, RedisStore, SessionLayer};
@@ -512,19 +512,7 @@ async fn a_read_due_a_refresh_answers_on_a_demoted_master_and_drops_the_connecti
 
     demote(&master, &sentinels);
     clock.advance(Duration::from_secs(40));
-    let (logs, guard) = Logs::capture();
-    let r = call(&app, "/get?k=user", Some(&cookie)).await;
-    drop(guard);
-    assert_eq!(
-        (r.status, r.body.as_str()),
-        (StatusCode::OK, "\"ada\""),
-        "a read due a refresh"
-    );
-    let text = logs.text();
-    assert!(
-        text.contains("WARN") && text.contains("refresh skipped"),
-        "no WARN for the skipped refresh:\n{text}"
-    );
+    read_skips_the_refresh(&app, &cookie, "demoted master").await;
     wait_closed(&master, held, "a TTL refresh got READONLY").await;
 
     promote_again(&master, &sentinels);

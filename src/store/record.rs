@@ -117,6 +117,21 @@ impl Record {
         self.data.iter().map(|(k, v)| (k.as_str(), v))
     }
 
+    /// SECURITY J48: `Ok` when the record's JSON is at most `limit` bytes
+    /// (or there is no limit), else [`StoreError::TooLarge`]: how the Redis
+    /// and SQL stores judge a save against their record size limit.
+    #[cfg(any(feature = "redis", feature = "postgres", feature = "sqlite"))]
+    pub(crate) fn check_size(&self, limit: Option<usize>) -> Result<(), crate::error::StoreError> {
+        let Some(limit) = limit else {
+            return Ok(());
+        };
+        let size = serde_json::to_vec(self).map_or(usize::MAX, |v| v.len());
+        if size > limit {
+            return Err(crate::error::StoreError::TooLarge { size, limit });
+        }
+        Ok(())
+    }
+
     /// `true` when an array or object sits deeper than [`MAX_DEPTH`].
     /// Iterative, so no nesting can exhaust the stack here.
     #[cfg(any(feature = "memory-store", feature = "cookie-store", feature = "redis"))]

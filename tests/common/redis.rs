@@ -374,3 +374,21 @@ fn ping(port: u16) -> bool {
 pub fn is_removal(reply: &super::Reply) -> bool {
     reply.cookie("__Host-id").as_deref() == Some("__Host-id=")
 }
+
+/// A read of `cookie`'s `user` (`ada`) that is due a TTL refresh Redis
+/// refuses: it answers with the data, and the skipped refresh is a WARN.
+pub async fn read_skips_the_refresh(app: &Router, cookie: &str, what: &str) {
+    let (logs, guard) = super::Logs::capture();
+    let r = super::call(app, "/get?k=user", Some(cookie)).await;
+    drop(guard);
+    assert_eq!(
+        (r.status, r.body.as_str()),
+        (http::StatusCode::OK, "\"ada\""),
+        "{what}: a read due a refresh"
+    );
+    let text = logs.text();
+    assert!(
+        text.contains("WARN") && text.contains("refresh skipped"),
+        "{what}: no WARN for the skipped refresh:\n{text}"
+    );
+}

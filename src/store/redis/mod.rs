@@ -237,14 +237,7 @@ impl RedisStore {
 
     /// SECURITY J48: the request's copy of the record within the size limit.
     fn check_size(&self, record: &Record) -> Result<(), StoreError> {
-        let Some(limit) = self.inner.max_record else {
-            return Ok(());
-        };
-        let size = serde_json::to_vec(record).map_or(usize::MAX, |v| v.len());
-        if size > limit {
-            return Err(StoreError::TooLarge { size, limit });
-        }
-        Ok(())
+        record.check_size(self.inner.max_record)
     }
 
     fn key(&self, id: &str) -> String {
