@@ -146,6 +146,12 @@ enum LinkError {
     Malformed,
     #[error("redis sent a reply nobody asked for on the client cache's connection")]
     Unasked,
+    #[error("a load was cancelled half-way through writing on the client cache's connection")]
+    OutOfStep,
+    #[error("a load timed out on the client cache's connection")]
+    TimedOut,
+    #[error("the client cache's connection was dropped before its reply came")]
+    Lost,
     #[error("redis refused the client cache's connection setup: {0}")]
     Refused(String),
     #[error("client cache's connection: {0}")]
@@ -241,7 +247,7 @@ impl Link {
                 .filter(|c| !c.in_step)
                 .map(|c| c.generation)
             {
-                slot.lost(g, cache, &LinkError::Unasked);
+                slot.lost(g, cache, &LinkError::OutOfStep);
             }
             let reused = slot.conn.is_some();
             if !reused {
@@ -274,7 +280,7 @@ impl Link {
                     return Err(StoreError::unavailable(err));
                 }
                 Err(_elapsed) => {
-                    slot.lost(generation, cache, &LinkError::Closed);
+                    slot.lost(generation, cache, &LinkError::TimedOut);
                     return Err(StoreError::unavailable(Failure::CommandTimeout));
                 }
             };
@@ -292,12 +298,12 @@ impl Link {
                         slot = self.lock().await;
                         continue;
                     }
-                    return Err(StoreError::unavailable(LinkError::Closed));
+                    return Err(StoreError::unavailable(LinkError::Lost));
                 }
                 Err(_elapsed) => {
                     self.lock()
                         .await
-                        .lost(generation, cache, &LinkError::Closed);
+                        .lost(generation, cache, &LinkError::TimedOut);
                     return Err(StoreError::unavailable(Failure::CommandTimeout));
                 }
             };
@@ -394,7 +400,7 @@ impl Slot {
         let conn = self.conn.as_mut()?;
         let generation = conn.generation;
         if !conn.in_step {
-            self.lost(generation, cache, &LinkError::Unasked);
+            self.lost(generation, cache, &LinkError::OutOfStep);
             return None;
         }
         match conn.drain(cache, true) {
